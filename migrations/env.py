@@ -1,0 +1,49 @@
+"""Alembic environment: migrate the database named by the app's settings."""
+from __future__ import annotations
+
+from typing import Any
+
+from alembic import context
+
+import smsgw.models  # noqa: F401  (registers every table on the metadata)
+from smsgw.config import load_settings
+from smsgw.db import Base, UTCDateTime, make_engine
+
+config = context.config
+
+
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    """Write our UTC type as the plain timezone-aware DateTime it stores."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def run_migrations() -> None:
+    """Run migrations on a connection handed in by the caller, or on DATABASE_URL."""
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    url = config.get_main_option("sqlalchemy.url") or load_settings()["DATABASE_URL"]
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        _run(conn)
+    engine.dispose()
+
+
+def _run(connection: Any) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        render_item=render_item,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    if connection.in_transaction():
+        connection.commit()
+
+
+run_migrations()

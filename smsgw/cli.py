@@ -1,0 +1,138 @@
+"""The ``smsgw`` command line: set up, seed, run, and simulate."""
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+import click
+import sqlalchemy.exc
+
+from smsgw.config import LANGUAGES, PROJECT_ROOT, ConfigError, load_settings
+from smsgw.db import Database
+from smsgw.phones import InvalidPhone, normalize_phone
+
+
+class Commands(click.Group):
+    """A command group that turns known errors into one clear line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, InvalidPhone) as exc:
+            raise click.ClickException(str(exc)) from None
+        except sqlalchemy.exc.OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise click.ClickException(f"cannot use the database: {reason} (check DATABASE_URL)") from None
+
+
+def _settings() -> dict[str, Any]:
+    return load_settings()
+
+
+def _database(settings: dict[str, Any]) -> Database:
+    return Database(settings["DATABASE_URL"])
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """smsgw: market prices, buyer standards and group orders by USSD and SMS."""
+
+
+@main.command()
+def init() -> None:
+    """Create or upgrade the database schema to the latest migration."""
+    from smsgw.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings["DATABASE_URL"])
+    click.echo("database is at the latest schema")
+
+
+@main.command()
+@click.option("--demo", is_flag=True, required=True, help="Load the demo catalog, people and 120 days of prices.")
+def seed(demo: bool) -> None:
+    """Load demo content from content/ (running it twice changes nothing)."""
+    _seed(_settings())
+
+
+def _seed(settings: dict[str, Any]) -> None:
+    from smsgw.services.seeding import seed_demo
+
+    db = _database(settings)
+    with db.session() as session:
+        result = seed_demo(session, PROJECT_ROOT / "content", dt.date.today(), progress=lambda msg: click.echo(f"  seeding {msg}"))
+    click.echo(f"demo content loaded ({result['prices_added']} price rows added)")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+def serve(host: str, port: int) -> None:
+    """Run the web app with Flask's development server (production: gunicorn, see Procfile)."""
+    from smsgw import create_app
+
+    create_app().run(host=host, port=port, use_reloader=False)
+
+
+@main.command()
+def scheduler() -> None:
+    """Run the scheduler process: outbox drain and timed jobs."""
+    from smsgw.scheduler import main as run_scheduler
+
+    run_scheduler(_settings())
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+def demo(host: str, port: int) -> None:
+    """Migrate, seed the demo, and run the web app and the scheduler (console gateway)."""
+    from smsgw import create_app
+    from smsgw.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings["DATABASE_URL"])
+    _seed(settings)
+    app = create_app()
+    child = subprocess.Popen([sys.executable, "-m", "smsgw", "scheduler"])
+    click.echo(f"smsgw demo on http://{host}:{port}  (outbound SMS print here; Ctrl-C stops)")
+    try:
+        app.run(host=host, port=port, use_reloader=False)
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+@main.group()
+def simulate() -> None:
+    """Play USSD or SMS as a phone would, against the same code as the webhooks."""
+
+
+@simulate.command("ussd")
+@click.option("--phone", required=True, help="The caller's number, e.g. +254700000001.")
+@click.option("--lang", type=click.Choice(LANGUAGES), help="Show screens in this language.")
+@click.option("--interactive", is_flag=True, help="Play a whole session at the prompt.")
+@click.argument("path", default="")
+def simulate_ussd(phone: str, lang: str | None, interactive: bool, path: str) -> None:
+    """Print the USSD screen reached by PATH (inputs joined by *, e.g. "1*2")."""
+    from smsgw.conversations.ussd.session import handle_hop
+
+    settings = _settings()
+    phone = normalize_phone(phone, settings["SMSGW_DEFAULT_REGION"])
+    db = _database(settings)
+    session_id = f"sim-{uuid.uuid4().hex[:12]}"
+
+    def hop(text: str) -> str:
+        with db.session() as session:
+            return handle_hop(session, settings, session_id=session_id, phone=phone, text=text, lang=lang)
+
+    body = hop(path)
+    click.echo(body)
+    inputs = [path] if path else []
+    while interactive and body.startswith("CON "):
+        inputs.append(click.prompt(">", prompt_suffix=" "))
+        body = hop("*".join(inputs))
+        click.echo(body)

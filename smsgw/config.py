@@ -1,0 +1,125 @@
+"""Settings from the environment, with safe defaults.
+
+Every setting has one name, used both as the environment variable and as the key in
+the mapping given to ``create_app``; keys in that mapping override the environment.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The repository root holds migrations/, content/ and locales/ next to the package.
+PROJECT_ROOT = PACKAGE_DIR.parent
+
+LANGUAGES = ("en", "fr", "sw", "wo")
+GATEWAYS = ("console", "africastalking")
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message says which and what to do."""
+
+
+def default_instance_dir() -> Path:
+    """Where the SQLite file and local state live when nothing else is configured."""
+    return Path(os.environ.get("SMSGW_INSTANCE_DIR") or PROJECT_ROOT / "instance")
+
+
+def _defaults() -> dict[str, Any]:
+    instance = default_instance_dir()
+    return {
+        "SMSGW_ENV": "development",
+        "INSTANCE_DIR": str(instance),
+        "DATABASE_URL": f"sqlite:///{instance / 'smsgw.db'}",
+        "SMSGW_GATEWAY": "console",
+        "AT_USERNAME": "sandbox",
+        "AT_API_KEY": "",
+        "AT_SENDER_ID": "",
+        "AT_API_BASE": "",
+        "WEBHOOK_TOKEN": "",
+        "SECRET_KEY": "dev-only-not-secret",
+        "SMSGW_TIMEZONE": "Africa/Nairobi",
+        "SMSGW_DEFAULT_LANG": "en",
+        "SMSGW_DEFAULT_REGION": "KE",
+        "SMSGW_ALLOWED_PREFIXES": "+254,+221",
+        "USSD_RESUME_MINUTES": 5,
+        "TESTING": False,
+    }
+
+
+_INT_KEYS = {"USSD_RESUME_MINUTES"}
+_BOOL_KEYS = {"TESTING"}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    if key in _INT_KEYS and isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{key} must be a whole number, got {value!r}") from None
+    if key in _BOOL_KEYS and isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return value
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults, then the environment, then ``overrides``; validated."""
+    settings = _defaults()
+    for key in settings:
+        if os.environ.get(key) not in (None, ""):
+            settings[key] = os.environ[key]
+    settings.update(overrides or {})
+    settings = {key: _coerce(key, value) for key, value in settings.items()}
+    validate(settings)
+    return settings
+
+
+def validate(settings: Mapping[str, Any]) -> None:
+    """Raise ConfigError with one clear line for the first thing that is wrong."""
+    check_database_url(settings["DATABASE_URL"])
+    if settings["SMSGW_GATEWAY"] not in GATEWAYS:
+        raise ConfigError(
+            f"SMSGW_GATEWAY must be one of {', '.join(GATEWAYS)}, got {settings['SMSGW_GATEWAY']!r}"
+        )
+    if settings["SMSGW_DEFAULT_LANG"] not in LANGUAGES:
+        raise ConfigError(
+            f"SMSGW_DEFAULT_LANG must be one of {', '.join(LANGUAGES)}, "
+            f"got {settings['SMSGW_DEFAULT_LANG']!r}"
+        )
+    if settings["SMSGW_ENV"] == "production":
+        missing = [
+            key
+            for key in ("SECRET_KEY", "WEBHOOK_TOKEN")
+            if not settings[key] or settings[key] == _defaults()[key]
+        ]
+        if missing:
+            raise ConfigError(
+                f"SMSGW_ENV=production needs {' and '.join(missing)} set; "
+                "refusing to start without them"
+            )
+    if settings["SMSGW_GATEWAY"] == "africastalking" and not settings["AT_API_KEY"]:
+        raise ConfigError("SMSGW_GATEWAY=africastalking needs AT_USERNAME and AT_API_KEY set")
+
+
+def check_database_url(url: str) -> sa.URL:
+    """Parse DATABASE_URL and check its driver is installed."""
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        raise ConfigError(
+            f"DATABASE_URL names an unknown database driver: {url.split(':', 1)[0]!r} "
+            "(use sqlite or postgresql+psycopg)"
+        ) from None
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            f"DATABASE_URL is not a database URL: {url!r} "
+            "(expected e.g. sqlite:///instance/smsgw.db or postgresql+psycopg://user@host/db)"
+        ) from None
+    return parsed

@@ -1,0 +1,1 @@
+"""The USSD channel: menus as a stack of screens over AT's ``text`` path."""

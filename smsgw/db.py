@@ -1,0 +1,148 @@
+"""Engine, sessions and the declarative Base shared by every model.
+
+The web app, the scheduler and the CLI each build their own engine from settings and
+use one session per request or job. Nothing here imports Flask: the app factory wires
+``Database`` into Flask through ``init_app``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from sqlalchemy import event
+
+# Named constraints: Alembic's SQLite batch mode can only drop or alter a constraint
+# it can name, and autogenerate compares names, so every constraint gets one.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """Aware UTC datetimes on every backend.
+
+    SQLite stores datetimes without a zone and hands back naive values; a naive value
+    compared with an aware one raises. This type refuses naive input and always returns
+    aware UTC, so no naive datetime exists anywhere in the program.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.timezone.utc)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+Money = Annotated[decimal.Decimal, so.mapped_column(sa.Numeric(14, 2))]
+Quantity = Annotated[decimal.Decimal, so.mapped_column(sa.Numeric(14, 3))]
+Factor = Annotated[decimal.Decimal, so.mapped_column(sa.Numeric(14, 6))]
+Timestamp = Annotated[dt.datetime, so.mapped_column(UTCDateTime())]
+
+
+def utcnow() -> dt.datetime:
+    """The current time as an aware UTC datetime."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(so.DeclarativeBase):
+    """Declarative base with named constraints and our column type aliases."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        dt.datetime: UTCDateTime(),
+        str: sa.String(),
+        dict[str, Any]: sa.JSON(),
+        list[Any]: sa.JSON(),
+    }
+
+
+def _sqlite_transactions(engine: sa.Engine) -> None:
+    """Let SQLAlchemy, not pysqlite, emit BEGIN.
+
+    pysqlite starts transactions lazily and not before SELECTs, which breaks SAVEPOINT
+    isolation in tests and lets two processes read stale rows before a write. These are
+    the two listeners documented by SQLAlchemy for SQLite transactional behaviour.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str) -> sa.Engine:
+    """Build an engine for ``url`` with the per-backend settings we rely on."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            from pathlib import Path
+
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        _sqlite_transactions(engine)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+class Database:
+    """One engine and its session factory."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessionmaker = so.sessionmaker(bind=self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the backend is SQLite (no SKIP LOCKED, one writer at a time)."""
+        return self.engine.dialect.name == "sqlite"
+
+    def bind(self, bind: sa.Engine | sa.Connection, **session_kwargs: Any) -> None:
+        """Point new sessions at ``bind`` (tests bind to a connection in a transaction)."""
+        self.sessionmaker = so.sessionmaker(bind=bind, expire_on_commit=False, **session_kwargs)
+
+    @contextmanager
+    def session(self) -> Iterator[so.Session]:
+        """A session for one job: committed if the block succeeds, rolled back if not."""
+        session = self.sessionmaker()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

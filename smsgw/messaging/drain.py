@@ -1,0 +1,88 @@
+"""The outbox drain: claim due messages, send identical texts together, record results."""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from smsgw.db import Database
+from smsgw.messaging.gateways import Gateway
+from smsgw.messaging.outbox import SendResult, claim_due, record_result
+from smsgw.models import OutboundMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DrainStats:
+    """What one drain pass did."""
+
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    requests: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def drain_once(db: Database, gateway: Gateway, batch_size: int = 500, chunk: int = 500) -> DrainStats:
+    """Send one batch of due messages; replies come first because the claim orders them."""
+    stats = DrainStats()
+    with db.session() as session:
+        batch = claim_due(session, batch_size)
+        stats.claimed = len(batch)
+        if not batch:
+            return stats
+        session.commit()
+        groups: dict[tuple[str, str | None], list[OutboundMessage]] = defaultdict(list)
+        for message in batch:
+            groups[(message.text, message.sender_id)].append(message)
+        for (text, sender_id), messages in groups.items():
+            for part in _chunks(messages, chunk):
+                _send_chunk(gateway, text, sender_id, part, stats)
+                # Record each request's outcome at once: a crash later in the batch must
+                # not leave these rows looking unsent.
+                session.commit()
+    return stats
+
+
+def _chunks(messages: list[OutboundMessage], size: int) -> list[list[OutboundMessage]]:
+    """Split into requests of at most ``size`` recipients, each phone once per request."""
+    chunks: list[tuple[set[str], list[OutboundMessage]]] = []
+    for message in messages:
+        for phones, part in chunks:
+            if len(part) < size and message.to_phone not in phones:
+                break
+        else:
+            phones, part = set(), []
+            chunks.append((phones, part))
+        phones.add(message.to_phone)
+        part.append(message)
+    return [part for _, part in chunks]
+
+
+def _send_chunk(
+    gateway: Gateway, text: str, sender_id: str | None, messages: list[OutboundMessage], stats: DrainStats
+) -> None:
+    by_phone = {message.to_phone: message for message in messages}
+    stats.requests += 1
+    try:
+        results = gateway.send(text, list(by_phone), sender_id)
+    except Exception as exc:  # the gateway's own errors are transient by default
+        log.warning("gateway %s raised %s", gateway.name, type(exc).__name__)
+        stats.errors.append(type(exc).__name__)
+        results = [SendResult(phone, "retry", error=f"{type(exc).__name__}: {exc}"[:200]) for phone in by_phone]
+    answered = {result.phone: result for result in results if result.phone in by_phone}
+    for phone, message in by_phone.items():
+        result = answered.get(phone) or SendResult(phone, "retry", error="no answer for recipient")
+        record_result(message, result)
+        _count(stats, message)
+
+
+def _count(stats: DrainStats, message: OutboundMessage) -> None:
+    if message.status == "sent":
+        stats.sent += 1
+    elif message.status == "queued":
+        stats.retried += 1
+    else:
+        stats.failed += 1

@@ -1,0 +1,65 @@
+"""All tables, imported in one place so metadata is complete for Alembic and tests."""
+from smsgw.models.audit import AuditEntry
+from smsgw.models.catalog import (
+    Commodity,
+    CommodityAlias,
+    Grade,
+    GradeLimit,
+    Market,
+    MarketAlias,
+    Unit,
+    UnitAlias,
+)
+from smsgw.models.messaging import (
+    BulletinRun,
+    DeliveryReport,
+    InboundMessage,
+    OutboundMessage,
+    UssdSession,
+)
+from smsgw.models.orders import BuyOffer, Commitment, GroupOrder, OrderPriceTier
+from smsgw.models.people import (
+    Buyer,
+    Contact,
+    GroupCommodity,
+    Membership,
+    OperatorUser,
+    PriceReporter,
+    ProducerGroup,
+    ReporterMarket,
+    Subscription,
+)
+from smsgw.models.prices import PriceObservation
+from smsgw.models.sales import SaleReport
+
+__all__ = [
+    "AuditEntry",
+    "BulletinRun",
+    "BuyOffer",
+    "Buyer",
+    "Commitment",
+    "Commodity",
+    "CommodityAlias",
+    "Contact",
+    "DeliveryReport",
+    "Grade",
+    "GradeLimit",
+    "GroupCommodity",
+    "GroupOrder",
+    "InboundMessage",
+    "Market",
+    "MarketAlias",
+    "Membership",
+    "OperatorUser",
+    "OrderPriceTier",
+    "OutboundMessage",
+    "PriceObservation",
+    "PriceReporter",
+    "ProducerGroup",
+    "ReporterMarket",
+    "SaleReport",
+    "Subscription",
+    "Unit",
+    "UnitAlias",
+    "UssdSession",
+]

@@ -1,0 +1,196 @@
+"""People: farmers and other contacts, producer groups, buyers, reporters, operators."""
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from smsgw.db import Base, utcnow
+from smsgw.models.catalog import Commodity, Market
+
+LANG_CHECK = "language IN ('en', 'fr', 'sw', 'wo')"
+
+
+class Contact(Base):
+    """A person reached by phone: farmer, leader, reporter or buyer's agent.
+
+    Consent: ``consent`` is ``granted`` once the person has used the service or been
+    enrolled, and ``withdrawn`` after STOP; nothing but the STOP acknowledgement is sent
+    to a withdrawn contact until they opt back in.
+    """
+
+    __tablename__ = "contact"
+    __table_args__ = (
+        sa.CheckConstraint(LANG_CHECK, name="language_known"),
+        sa.CheckConstraint("phone LIKE '+%'", name="phone_e164"),
+        sa.CheckConstraint(
+            "consent IN ('unknown', 'granted', 'withdrawn')", name="consent_known"
+        ),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    phone: so.Mapped[str] = so.mapped_column(sa.String(16), unique=True)
+    name: so.Mapped[str] = so.mapped_column(sa.String(80), default="")
+    language: so.Mapped[str] = so.mapped_column(sa.String(5), default="en")
+    # True once the person chose a language themselves (USSD asks first-time callers).
+    language_chosen: so.Mapped[bool] = so.mapped_column(default=False)
+    home_market_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("market.id"))
+    village: so.Mapped[str] = so.mapped_column(sa.String(80), default="")
+    consent: so.Mapped[str] = so.mapped_column(sa.String(12), default="unknown")
+    consented_at: so.Mapped[dt.datetime | None]
+    withdrawn_at: so.Mapped[dt.datetime | None]
+    # When the farmer enrolled in the service; the analytics compare before and after.
+    enrolled_at: so.Mapped[dt.datetime | None]
+    created_at: so.Mapped[dt.datetime] = so.mapped_column(default=utcnow)
+
+    home_market: so.Mapped[Market | None] = so.relationship()
+    memberships: so.Mapped[list[Membership]] = so.relationship(back_populates="contact")
+    subscriptions: so.Mapped[list[Subscription]] = so.relationship(
+        back_populates="contact", cascade="all, delete-orphan"
+    )
+
+    @property
+    def opted_out(self) -> bool:
+        """True after STOP, until the person opts back in."""
+        return self.consent == "withdrawn"
+
+
+class ProducerGroup(Base):
+    """A farmers' group that sells and buys together."""
+
+    __tablename__ = "producer_group"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    code: so.Mapped[str] = so.mapped_column(sa.String(40), unique=True)
+    name: so.Mapped[str] = so.mapped_column(sa.String(80))
+    village: so.Mapped[str] = so.mapped_column(sa.String(80), default="")
+    market_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("market.id"))
+    created_at: so.Mapped[dt.datetime] = so.mapped_column(default=utcnow)
+
+    market: so.Mapped[Market | None] = so.relationship()
+    memberships: so.Mapped[list[Membership]] = so.relationship(
+        back_populates="group", cascade="all, delete-orphan"
+    )
+    commodities: so.Mapped[list[Commodity]] = so.relationship(
+        secondary="group_commodity"
+    )
+
+
+class GroupCommodity(Base):
+    """A commodity a group grows or buys (who hears of a buyer's offer)."""
+
+    __tablename__ = "group_commodity"
+
+    group_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("producer_group.id", ondelete="CASCADE"), primary_key=True
+    )
+    commodity_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("commodity.id"), primary_key=True
+    )
+
+
+class Membership(Base):
+    """A contact's place in a group: member, or leader (may open and close orders)."""
+
+    __tablename__ = "membership"
+    __table_args__ = (
+        sa.UniqueConstraint("group_id", "contact_id"),
+        sa.CheckConstraint("role IN ('member', 'leader')", name="role_known"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    group_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("producer_group.id", ondelete="CASCADE")
+    )
+    contact_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("contact.id", ondelete="CASCADE"))
+    role: so.Mapped[str] = so.mapped_column(sa.String(8), default="member")
+    joined_at: so.Mapped[dt.datetime] = so.mapped_column(default=utcnow)
+
+    group: so.Mapped[ProducerGroup] = so.relationship(back_populates="memberships")
+    contact: so.Mapped[Contact] = so.relationship(back_populates="memberships")
+
+
+class Subscription(Base):
+    """A contact's daily price alert for one commodity in one market."""
+
+    __tablename__ = "subscription"
+    __table_args__ = (sa.UniqueConstraint("contact_id", "commodity_id", "market_id"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    contact_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("contact.id", ondelete="CASCADE"))
+    commodity_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("commodity.id"))
+    market_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("market.id"))
+    created_at: so.Mapped[dt.datetime] = so.mapped_column(default=utcnow)
+
+    contact: so.Mapped[Contact] = so.relationship(back_populates="subscriptions")
+    commodity: so.Mapped[Commodity] = so.relationship()
+    market: so.Mapped[Market] = so.relationship()
+
+
+class Buyer(Base):
+    """A trader, processor, exporter or other buyer of farmers' produce."""
+
+    __tablename__ = "buyer"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "kind IN ('trader', 'processor', 'exporter', 'wholesaler', 'cooperative')",
+            name="kind_known",
+        ),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    code: so.Mapped[str] = so.mapped_column(sa.String(40), unique=True)
+    name: so.Mapped[str] = so.mapped_column(sa.String(80))
+    kind: so.Mapped[str] = so.mapped_column(sa.String(16))
+    phone: so.Mapped[str | None] = so.mapped_column(sa.String(16))
+    market_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("market.id"))
+
+    market: so.Mapped[Market | None] = so.relationship()
+
+
+class PriceReporter(Base):
+    """A contact allowed to report prices by SMS; ``trusted`` reports may auto-publish."""
+
+    __tablename__ = "price_reporter"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    contact_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("contact.id", ondelete="CASCADE"), unique=True
+    )
+    trusted: so.Mapped[bool] = so.mapped_column(default=False)
+    active: so.Mapped[bool] = so.mapped_column(default=True)
+
+    contact: so.Mapped[Contact] = so.relationship()
+    markets: so.Mapped[list[Market]] = so.relationship(
+        secondary="reporter_market"
+    )
+
+
+class ReporterMarket(Base):
+    """A market a reporter may report for."""
+
+    __tablename__ = "reporter_market"
+
+    reporter_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("price_reporter.id", ondelete="CASCADE"), primary_key=True
+    )
+    market_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("market.id"), primary_key=True)
+
+
+class OperatorUser(Base):
+    """A person who signs in to the web admin."""
+
+    __tablename__ = "operator_user"
+    __table_args__ = (
+        sa.CheckConstraint("role IN ('admin', 'operator', 'viewer')", name="role_known"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    email: so.Mapped[str] = so.mapped_column(sa.String(254), unique=True)
+    password_hash: so.Mapped[str] = so.mapped_column(sa.String(255))
+    role: so.Mapped[str] = so.mapped_column(sa.String(10), default="viewer")
+    language: so.Mapped[str] = so.mapped_column(sa.String(5), default="en")
+    active: so.Mapped[bool] = so.mapped_column(default=True)
+    created_at: so.Mapped[dt.datetime] = so.mapped_column(default=utcnow)
+    last_login_at: so.Mapped[dt.datetime | None]

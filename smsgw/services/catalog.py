@@ -1,0 +1,54 @@
+"""Catalog look-ups shared by the USSD menus, SMS keywords and bulletins."""
+from __future__ import annotations
+
+import phonenumbers
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from smsgw.models import Commodity, Grade, Market, PriceObservation
+
+
+def country_for_phone(phone: str) -> str | None:
+    """The ISO country of an E.164 number (``KE`` for +254...)."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(phone))
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def commodities_for_country(session: so.Session, country: str | None, kind: str = "produce") -> list[Commodity]:
+    """Commodities priced in ``country``'s markets (all of ``kind`` if none are), by code."""
+    query = sa.select(Commodity).where(Commodity.kind == kind).order_by(Commodity.id)
+    if country:
+        priced = (
+            sa.select(PriceObservation.commodity_id)
+            .join(Market, Market.id == PriceObservation.market_id)
+            .where(Market.country == country)
+        )
+        found = session.scalars(query.where(Commodity.id.in_(priced))).all()
+        if found:
+            return list(found)
+    return list(session.scalars(query).all())
+
+
+def markets_for_country(session: so.Session, country: str | None, first: Market | None = None) -> list[Market]:
+    """The country's markets by name, ``first`` (the caller's home market) at the top."""
+    query = sa.select(Market).order_by(Market.name)
+    if country:
+        query = query.where(Market.country == country)
+    markets = list(session.scalars(query).all())
+    if first is not None and first in markets:
+        markets.remove(first)
+        markets.insert(0, first)
+    return markets
+
+
+def grades_for(session: so.Session, commodity: Commodity) -> list[Grade]:
+    """The commodity's public grades (not buyers' own), best first."""
+    return list(
+        session.scalars(
+            sa.select(Grade)
+            .where(Grade.commodity_id == commodity.id, Grade.buyer_id.is_(None))
+            .order_by(Grade.rank)
+        ).all()
+    )

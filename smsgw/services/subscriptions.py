@@ -1,0 +1,47 @@
+"""Daily price alerts: subscribe, unsubscribe, list."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from smsgw.db import utcnow
+from smsgw.models import Commodity, Contact, Market, Subscription
+
+
+def subscribe(session: so.Session, contact: Contact, commodity: Commodity, market: Market) -> bool:
+    """Subscribe; True if new, False if it already existed. Subscribing is consent."""
+    if contact.consent != "granted":
+        contact.consent = "granted"
+        contact.consented_at = utcnow()
+        contact.withdrawn_at = None
+    exists = session.scalar(
+        sa.select(Subscription.id).where(
+            Subscription.contact_id == contact.id,
+            Subscription.commodity_id == commodity.id,
+            Subscription.market_id == market.id,
+        )
+    )
+    if exists:
+        return False
+    session.add(Subscription(contact_id=contact.id, commodity_id=commodity.id, market_id=market.id))
+    session.flush()
+    return True
+
+
+def unsubscribe(session: so.Session, subscription_id: int, contact: Contact) -> bool:
+    """Remove one of the contact's subscriptions; False if it was not theirs or gone."""
+    removed = session.execute(
+        sa.delete(Subscription).where(
+            Subscription.id == subscription_id, Subscription.contact_id == contact.id
+        )
+    ).rowcount
+    return bool(removed)
+
+
+def list_for(session: so.Session, contact: Contact) -> list[Subscription]:
+    """The contact's subscriptions, oldest first."""
+    return list(
+        session.scalars(
+            sa.select(Subscription).where(Subscription.contact_id == contact.id).order_by(Subscription.id)
+        ).all()
+    )

@@ -1,0 +1,1 @@
+"""The web side: AT webhooks and the operator admin."""

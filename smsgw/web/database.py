@@ -1,0 +1,32 @@
+"""One database session per request, closed at teardown (the flaskr ``db.py`` shape)."""
+from __future__ import annotations
+
+import sqlalchemy.orm as so
+from flask import Flask, current_app, g
+
+from smsgw.db import Database
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's Database and close the request's session after each request."""
+    app.extensions["smsgw.db"] = Database(app.config["DATABASE_URL"])
+    app.teardown_appcontext(close_session)
+
+
+def get_db(app: Flask | None = None) -> Database:
+    """The app's Database (engine and session factory)."""
+    return (app or current_app).extensions["smsgw.db"]
+
+
+def get_session() -> so.Session:
+    """The session of the current request, created on first use."""
+    if "db_session" not in g:
+        g.db_session = get_db().sessionmaker()
+    return g.db_session
+
+
+def close_session(_exc: BaseException | None = None) -> None:
+    """Roll back whatever the request left uncommitted and release the connection."""
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
