@@ -70,6 +70,8 @@ def main(settings: Mapping[str, Any] | None = None) -> None:
     """Run the scheduler in the foreground until stopped."""
     settings = settings or load_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(levelname)s %(message)s")
+    # APScheduler logs every run of the 3-second drain at INFO; keep the terminal readable.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = build_scheduler(settings)
     log.info("scheduler started (jobs: %s)", ", ".join(job.id for job in scheduler.get_jobs()))
     try:
