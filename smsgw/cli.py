@@ -136,3 +136,69 @@ def simulate_ussd(phone: str, lang: str | None, interactive: bool, path: str) ->
         inputs.append(click.prompt(">", prompt_suffix=" "))
         body = hop("*".join(inputs))
         click.echo(body)
+
+
+@simulate.command("sms")
+@click.option("--phone", required=True, help="The sender's number, e.g. +254700000001.")
+@click.argument("text")
+def simulate_sms(phone: str, text: str) -> None:
+    """Send TEXT as an inbound SMS, then drain the outbox to the console (prints the reply)."""
+    from smsgw.conversations.sms.intake import receive
+    from smsgw.messaging.drain import drain_once
+    from smsgw.messaging.gateways.console import ConsoleGateway
+
+    settings = _settings()
+    phone = normalize_phone(phone, settings["SMSGW_DEFAULT_REGION"])
+    db = _database(settings)
+    with db.session() as session:
+        receive(session, settings, {"from": phone, "text": text, "id": f"sim-{uuid.uuid4().hex}"})
+    gateway = ConsoleGateway()
+    while drain_once(db, gateway).claimed:
+        pass
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def outbox(ctx: click.Context) -> None:
+    """Show the outbox: messages by state (``smsgw outbox drain`` sends due ones now)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import sqlalchemy as sa
+
+    from smsgw.models import OutboundMessage
+
+    db = _database(_settings())
+    with db.session() as session:
+        rows = session.execute(
+            sa.select(OutboundMessage.status, OutboundMessage.purpose, sa.func.count())
+            .group_by(OutboundMessage.status, OutboundMessage.purpose)
+            .order_by(OutboundMessage.status, OutboundMessage.purpose)
+        ).all()
+        failures = session.execute(
+            sa.select(OutboundMessage.last_error, sa.func.count())
+            .where(OutboundMessage.status == "failed")
+            .group_by(OutboundMessage.last_error)
+            .order_by(sa.func.count().desc())
+            .limit(5)
+        ).all()
+    if not rows:
+        click.echo("the outbox is empty")
+    for status, purpose, count in rows:
+        click.echo(f"{status:<10} {purpose:<9} {count:>8}")
+    for reason, count in failures:
+        click.echo(f"failed because {reason or 'unknown'}: {count}")
+
+
+@outbox.command("drain")
+def outbox_drain() -> None:
+    """Send every due message now through the configured gateway."""
+    from smsgw.messaging.drain import drain_once
+    from smsgw.messaging.gateways import build_gateway
+
+    settings = _settings()
+    db = _database(settings)
+    gateway = build_gateway(settings)
+    sent = failed = retried = 0
+    while (stats := drain_once(db, gateway)).claimed:
+        sent, failed, retried = sent + stats.sent, failed + stats.failed, retried + stats.retried
+    click.echo(f"sent {sent}, failed {failed}, to retry {retried}")

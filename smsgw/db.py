@@ -77,11 +77,15 @@ class Base(so.DeclarativeBase):
 
 
 def _sqlite_transactions(engine: sa.Engine) -> None:
-    """Let SQLAlchemy, not pysqlite, emit BEGIN.
+    """Let SQLAlchemy, not pysqlite, emit BEGIN, and take the write lock up front.
 
     pysqlite starts transactions lazily and not before SELECTs, which breaks SAVEPOINT
     isolation in tests and lets two processes read stale rows before a write. These are
     the two listeners documented by SQLAlchemy for SQLite transactional behaviour.
+    BEGIN IMMEDIATE: a deferred transaction that reads and then writes fails at once
+    with "database is locked" when another writer got there first (SQLite does not wait
+    on the busy timeout for a lock upgrade), so every transaction takes the write lock
+    at its start and waits its turn; one writer at a time is SQLite's model anyway.
     """
 
     @event.listens_for(engine, "connect")
@@ -95,7 +99,7 @@ def _sqlite_transactions(engine: sa.Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> sa.Engine:

@@ -69,8 +69,8 @@ def enqueue(
 def claim_due(session: so.Session, limit: int, now: dt.datetime | None = None) -> list[OutboundMessage]:
     """Mark up to ``limit`` due messages ``sending`` and return them, most urgent first.
 
-    One UPDATE ... WHERE id IN (subquery) RETURNING statement, so the claim is atomic on
-    SQLite; on PostgreSQL the subquery locks with SKIP LOCKED so drains side by side
+    One UPDATE ... WHERE id IN (due ids) RETURNING statement, so the claim is atomic on
+    SQLite; on PostgreSQL the due ids are locked with SKIP LOCKED so drains side by side
     take disjoint batches. The caller commits before calling the gateway.
     """
     now = now or utcnow()
@@ -80,11 +80,16 @@ def claim_due(session: so.Session, limit: int, now: dt.datetime | None = None) -
         .order_by(OutboundMessage.priority, OutboundMessage.next_attempt_at, OutboundMessage.id)
         .limit(limit)
     )
+    due_ids: sa.Select[int] | sa.ScalarSelect[int] = due.scalar_subquery()
     if session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+        # PostgreSQL may rescan an IN (subquery) for every row it updates, and each
+        # rescan skips the rows this UPDATE already changed and locks the next ones, so
+        # LIMIT stops limiting. A materialized CTE runs the locking select once.
+        locked = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+        due_ids = sa.select(locked.c.id)
     claimed_ids = session.scalars(
         sa.update(OutboundMessage)
-        .where(OutboundMessage.id.in_(due.scalar_subquery()), OutboundMessage.status == "queued")
+        .where(OutboundMessage.id.in_(due_ids), OutboundMessage.status == "queued")
         .values(status="sending", claimed_at=now, attempts=OutboundMessage.attempts + 1)
         .returning(OutboundMessage.id)
     ).all()

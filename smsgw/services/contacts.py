@@ -53,3 +53,27 @@ def leader_groups(session: so.Session, contact: Contact) -> list[int]:
             )
         ).all()
     )
+
+
+def opt_out(session: so.Session, contact: Contact) -> bool:
+    """STOP: withdraw consent; True if it was not withdrawn already.
+
+    Subscriptions are kept so that START brings the same alerts back; every sender
+    checks consent before queuing anything but the STOP acknowledgement.
+    """
+    if contact.consent == "withdrawn":
+        return False
+    contact.consent = "withdrawn"
+    contact.withdrawn_at = utcnow()
+    session.flush()
+    return True
+
+
+def opt_in(session: so.Session, contact: Contact) -> bool:
+    """START: consent again; True if the contact had opted out."""
+    was_out = contact.consent == "withdrawn"
+    contact.consent = "granted"
+    contact.consented_at = utcnow()
+    contact.withdrawn_at = None
+    session.flush()
+    return was_out

@@ -10,7 +10,9 @@ import logging
 
 from flask import Blueprint, Response, abort, current_app, request
 
+from smsgw.conversations.sms.intake import receive
 from smsgw.conversations.ussd.session import apology, handle_hop, record_end
+from smsgw.messaging.delivery import record_delivery_report
 from smsgw.phones import InvalidPhone, mask_phone, normalize_phone
 from smsgw.web.database import get_session
 
@@ -77,5 +79,27 @@ def ussd_events() -> Response:
     """AT's end-of-session notification: stored on the session, 200 even when unknown."""
     db = get_session()
     record_end(db, request.form)
+    db.commit()
+    return _plain("OK")
+
+
+@bp.post("/sms")
+def sms() -> Response:
+    """An inbound SMS: stored once per id and its reply queued, then 200.
+
+    The 200 is sent only after the commit: if the database is down AT gets an error
+    and retries, so no message is lost.
+    """
+    db = get_session()
+    receive(db, current_app.config, request.form)
+    db.commit()
+    return _plain("OK")
+
+
+@bp.post("/delivery")
+def delivery() -> Response:
+    """A delivery report: stored, and the message's status moved forward; 200 even when unknown."""
+    db = get_session()
+    record_delivery_report(db, request.form)
     db.commit()
     return _plain("OK")

@@ -182,4 +182,7 @@ def render_top(ctx: Ctx, stack: list[Frame], hint: str | None) -> str:
     shown = SCREENS[top.screen].render(ctx, top.params)
     if isinstance(shown, End):
         return "END " + shown.text
-    return "CON " + (f"{hint}\n{shown}" if hint else shown)
+    # The hint is a courtesy: when it would push the screen past the limit, drop it.
+    if hint and len(hint) + 1 + len(shown) <= MAX_SCREEN:
+        shown = f"{hint}\n{shown}"
+    return "CON " + shown

@@ -1,6 +1,7 @@
 """Laying out USSD screens: numbered menus and paged lists that fit 160 characters."""
 from __future__ import annotations
 
+import decimal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -73,3 +74,18 @@ def pick(ctx: Ctx, title: str, items: Sequence[str], page: int, value: str, back
         if 0 <= number < len(shown.items):
             return shown.start + number
     return None
+
+
+def parse_amount(value: str) -> decimal.Decimal | None:
+    """A quantity or price typed on a keypad (``450``, ``4,300``, ``2.5``); None if not one."""
+    text = value.strip().replace(" ", "")
+    if text.count(",") == 1 and text.count(".") == 0 and len(text.split(",")[1]) != 3:
+        text = text.replace(",", ".")
+    text = text.replace(",", "")
+    if not text or len(text) > 12:
+        return None
+    try:
+        amount = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        return None
+    return amount if amount.is_finite() else None

@@ -5,8 +5,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from smsgw.config import LANGUAGES
-from smsgw.conversations.ussd.engine import Ctx, End, Frame, Go, Move, Restore, Retry, Screen, screen
-from smsgw.conversations.ussd.layout import list_screen, nav, pick
+from smsgw.conversations.ussd.engine import Ctx, Frame, Go, Move, Restore, Retry, Screen, screen
+from smsgw.conversations.ussd.layout import nav
+from smsgw.conversations.ussd.widgets import ListScreen, invalid
 from smsgw.i18n import N_
 from smsgw.services import catalog, contacts
 
@@ -24,17 +25,16 @@ class MenuItem:
     leader_only: bool = False
 
 
-MAIN_MENU: list[MenuItem] = []
-
-
-def add_menu_item(item: MenuItem) -> None:
-    """Add a flow to the main menu (flows register themselves in menu order)."""
-    MAIN_MENU.append(item)
-
-
-def invalid(ctx: Ctx) -> Retry:
-    """The one-line hint for a choice that is not on the screen."""
-    return Retry(ctx.t("Invalid choice, try again."))
+# The farmer's menu in the order DESIGN.md gives; leaders see their tools last.
+MAIN_MENU = [
+    MenuItem(N_("Prices"), "prices"),
+    MenuItem(N_("Buyer standards"), "standards"),
+    MenuItem(N_("Group orders"), "orders", registered_only=True),
+    MenuItem(N_("Report a sale"), "sale", registered_only=True),
+    MenuItem(N_("My SMS alerts"), "alerts"),
+    MenuItem(N_("Language"), "lang"),
+    MenuItem(N_("Leader: my group orders"), "leader", leader_only=True),
+]
 
 
 def root_frame(ctx: Ctx) -> Frame:
@@ -127,31 +127,25 @@ class RegisterName(Screen):
 
 
 @screen("register_market")
-class RegisterMarket(Screen):
+class RegisterMarket(ListScreen):
     """Registration, step 2: the caller's home market."""
 
+    name = "register_market"
     resumable = True
 
-    def _markets(self, ctx: Ctx) -> list:
+    def title(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return ctx.t("Your home market:")
+
+    def items(self, ctx: Ctx, params: dict[str, Any]) -> list:
         return catalog.markets_for_country(ctx.db, catalog.country_for_phone(ctx.phone))
 
-    def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
-        names = [m.name for m in self._markets(ctx)]
-        return list_screen(ctx, ctx.t("Your home market:"), names, params.get("page", 0))
+    def label(self, ctx: Ctx, item) -> str:
+        return item.name
 
-    def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
-        markets = self._markets(ctx)
-        names = [m.name for m in markets]
-        chosen = pick(ctx, ctx.t("Your home market:"), names, params.get("page", 0), value)
-        if chosen == "more":
-            return Go("register_market", {**params, "page": params.get("page", 0) + 1})
-        if chosen is None:
-            return invalid(ctx)
-        market = markets[chosen]
-
+    def chosen(self, ctx: Ctx, params: dict[str, Any], item) -> Move:
         def apply() -> int:
             contact = contacts.get_or_create_contact(ctx.db, ctx.phone, ctx.lang)
-            contacts.register(ctx.db, contact, params["name"], market.id)
+            contacts.register(ctx.db, contact, params["name"], item.id)
             ctx.contact = contact
             return contact.id
 
@@ -159,5 +153,3 @@ class RegisterMarket(Screen):
         return Restore([Frame("main"), Frame(params["then"])])
 
 
-add_menu_item(MenuItem(N_("Prices"), "prices"))
-add_menu_item(MenuItem(N_("Buyer standards"), "standards"))

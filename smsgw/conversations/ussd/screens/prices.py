@@ -1,80 +1,69 @@
-"""Prices and buyer standards: commodity -> market -> latest price; commodity -> grades."""
+"""Prices and buyer standards: crop -> market -> latest price; crop -> grades."""
 from __future__ import annotations
 
 from typing import Any
 
 from smsgw.conversations import texts
-from smsgw.conversations.ussd.engine import Ctx, End, Go, Move, Screen, screen
-from smsgw.conversations.ussd.layout import list_screen, nav, pick
-from smsgw.conversations.ussd.screens.common import invalid
+from smsgw.conversations.ussd.engine import MAX_SCREEN, Ctx, End, Go, Move, Screen, screen
+from smsgw.conversations.ussd.layout import nav
+from smsgw.conversations.ussd.widgets import ListScreen, invalid
 from smsgw.messaging import outbox
 from smsgw.models import Commodity, Market
 from smsgw.services import catalog, contacts, prices, subscriptions
 
 
-def _commodities(ctx: Ctx) -> list[Commodity]:
-    return catalog.commodities_for_country(ctx.db, catalog.country_for_phone(ctx.phone))
+class CropList(ListScreen):
+    """Pick a crop, then go to ``next_screen`` with its id."""
+
+    next_screen = ""
+    kind = "produce"
+
+    def title(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return ctx.t("Choose a crop:")
+
+    def items(self, ctx: Ctx, params: dict[str, Any]) -> list[Commodity]:
+        return catalog.commodities_for_country(ctx.db, catalog.country_for_phone(ctx.phone), self.kind)
+
+    def label(self, ctx: Ctx, item: Commodity) -> str:
+        return item.name(ctx.lang)
+
+    def chosen(self, ctx: Ctx, params: dict[str, Any], item: Commodity) -> Move:
+        return Go(self.next_screen, {**params, "commodity": item.id})
 
 
-class CommodityList(Screen):
-    """Pick a commodity, then go to ``next_screen`` with its id."""
+class MarketList(ListScreen):
+    """Pick a market (home market first), then go to ``next_screen`` with its id."""
 
-    name = ""
     next_screen = ""
 
-    def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
-        names = [c.name(ctx.lang) for c in _commodities(ctx)]
-        return list_screen(ctx, ctx.t("Choose a crop:"), names, params.get("page", 0))
+    def title(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return ctx.t("Choose a market:")
 
-    def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
-        items = _commodities(ctx)
-        page = params.get("page", 0)
-        chosen = pick(ctx, ctx.t("Choose a crop:"), [c.name(ctx.lang) for c in items], page, value)
-        if chosen == "more":
-            return Go(self.name, {**params, "page": page + 1})
-        if chosen is None:
-            return invalid(ctx)
-        return Go(self.next_screen, {"commodity": items[chosen].id})
+    def items(self, ctx: Ctx, params: dict[str, Any]) -> list[Market]:
+        home = ctx.contact.home_market if ctx.contact else None
+        return catalog.markets_for_country(ctx.db, catalog.country_for_phone(ctx.phone), first=home)
+
+    def label(self, ctx: Ctx, item: Market) -> str:
+        return item.name
+
+    def chosen(self, ctx: Ctx, params: dict[str, Any], item: Market) -> Move:
+        return Go(self.next_screen, {**params, "market": item.id})
 
 
 @screen("prices")
-class PriceCommodity(CommodityList):
+class PriceCrop(CropList):
     """Prices, step 1: the crop."""
 
     name = "prices"
     next_screen = "prices_market"
 
 
-@screen("standards")
-class StandardCommodity(CommodityList):
-    """Buyer standards, step 1: the crop."""
-
-    name = "standards"
-    next_screen = "standards_grade"
-
-
-def _markets(ctx: Ctx) -> list[Market]:
-    home = ctx.contact.home_market if ctx.contact else None
-    return catalog.markets_for_country(ctx.db, catalog.country_for_phone(ctx.phone), first=home)
-
-
 @screen("prices_market")
-class PriceMarket(Screen):
-    """Prices, step 2: the market, home market first."""
+class PriceMarket(MarketList):
+    """Prices, step 2: the market."""
 
-    def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
-        names = [m.name for m in _markets(ctx)]
-        return list_screen(ctx, ctx.t("Choose a market:"), names, params.get("page", 0))
-
-    def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
-        markets = _markets(ctx)
-        page = params.get("page", 0)
-        chosen = pick(ctx, ctx.t("Choose a market:"), [m.name for m in markets], page, value)
-        if chosen == "more":
-            return Go("prices_market", {**params, "page": page + 1})
-        if chosen is None:
-            return invalid(ctx)
-        return Go("prices_result", {"commodity": params["commodity"], "market": markets[chosen].id})
+    name = "prices_market"
+    next_screen = "prices_result"
 
 
 @screen("prices_result")
@@ -88,7 +77,9 @@ class PriceResult(Screen):
         if quote is None:
             body = ctx.t("No price yet for %(crop)s in %(market)s.", crop=commodity.name(ctx.lang), market=market.name)
         else:
-            body = texts.price_line(ctx.t, quote, prices.best_nearby(ctx.db, quote))
+            options = ["1 " + ctx.t("Get this by SMS daily"), *nav(ctx)]
+            budget = MAX_SCREEN - len("\n".join(options)) - 1
+            body = texts.price_line(ctx.t, quote, prices.best_nearby(ctx.db, quote), budget)
         return "\n".join([body, "1 " + ctx.t("Get this by SMS daily"), *nav(ctx)])
 
     def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
@@ -102,7 +93,15 @@ class PriceResult(Screen):
             return subscriptions.subscribe(ctx.db, ctx.contact, commodity, market)
 
         ctx.effect("subscribe", apply)
-        return End(ctx.t("Done. You will get %(crop)s prices for %(market)s by SMS every morning. Send STOP to end.", crop=commodity.name(ctx.lang), market=market.name))
+        return End(ctx.t("Done: %(crop)s prices for %(market)s by SMS every morning. Send STOP to end.", crop=commodity.name(ctx.lang), market=market.name))
+
+
+@screen("standards")
+class StandardCrop(CropList):
+    """Buyer standards, step 1: the crop."""
+
+    name = "standards"
+    next_screen = "standards_grade"
 
 
 @screen("standards_grade")
@@ -117,9 +116,8 @@ class StandardGrade(Screen):
         commodity, grades = self._grades(ctx, params)
         if not grades:
             return End(ctx.t("No grades recorded for %(crop)s yet.", crop=commodity.name(ctx.lang)))
-        index = params.get("page", 0) % len(grades)
-        body = texts.grade_limits(ctx.t, commodity, grades[index])
-        lines = [body, "1 " + ctx.t("Send by SMS")]
+        grade = grades[params.get("page", 0) % len(grades)]
+        lines = [texts.grade_limits(ctx.t, commodity, grade), "1 " + ctx.t("Send by SMS")]
         if len(grades) > 1:
             lines.append(ctx.t("9 Next grade"))
         return "\n".join([*lines, *nav(ctx)])
@@ -133,7 +131,7 @@ class StandardGrade(Screen):
         grade = grades[params.get("page", 0) % len(grades)]
 
         def apply() -> int:
-            message = outbox.enqueue(
+            return outbox.enqueue(
                 ctx.db,
                 to=ctx.phone,
                 text=texts.grade_sms(ctx.t, commodity, grade),
@@ -141,8 +139,7 @@ class StandardGrade(Screen):
                 key=f"ussd:{ctx.ussd.session_id}:{ctx.step}:grade",
                 lang=ctx.lang,
                 contact_id=ctx.contact.id if ctx.contact else None,
-            )
-            return message.id
+            ).id
 
         ctx.effect("send_grade", apply)
         return End(ctx.t("Sent. The SMS will arrive shortly."))

@@ -1,0 +1,1 @@
+"""The SMS channel: a forgiving one-line keyword parser and the router that acts on it."""

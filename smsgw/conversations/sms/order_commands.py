@@ -1,0 +1,99 @@
+"""Group-order keywords: OPEN, TOTAL, CLOSE for leaders; JOIN, WITHDRAW for members."""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+from smsgw.conversations import texts
+from smsgw.conversations.sms.commands import HANDLERS, Request, error_text
+from smsgw.db import utcnow
+from smsgw.services import orders
+
+KIND_WORDS = {"sell": "sell", "vendre": "sell", "uza": "sell", "jaay": "sell", "buy": "buy", "acheter": "buy", "achat": "buy", "nunua": "buy", "jend": "buy"}
+DEFAULT_DAYS = 7
+OPEN_FORMAT = "OPEN SELL 200 MAIZE 4300 14"
+
+
+def _numbers(args: tuple[str, ...]) -> list[decimal.Decimal]:
+    found = []
+    for word in args:
+        try:
+            found.append(decimal.Decimal(word.replace(",", "")))
+        except decimal.InvalidOperation:
+            continue
+    return found
+
+
+def _refused(request: Request, error: orders.OrderError) -> str:
+    return texts.order_error(request.t, error.code)
+
+
+def _open(request: Request) -> str:
+    """OPEN [SELL|BUY] <qty> <crop> <price> [days]."""
+    t, contact = request.t, request.contact
+    groups = orders.led_groups(request.db, contact) if contact else []
+    if not groups:
+        return texts.order_error(t, "not_leader")
+    commodity = request.commodity()
+    numbers = [n for n in _numbers(request.parsed.args) if n > 0]
+    if request.parsed.quantity:
+        numbers.insert(0, request.parsed.quantity)
+    if commodity is None or len(numbers) < 2:
+        return t("Format: %(example)s (quantity, crop, price, days)", example=OPEN_FORMAT)
+    kind = next((KIND_WORDS[w.lower()] for w in request.parsed.args if w.lower() in KIND_WORDS), "buy" if commodity.kind == "input" else "sell")
+    days = int(numbers[2]) if len(numbers) > 2 else DEFAULT_DAYS
+    try:
+        order = orders.open_order(
+            request.db, contact, groups[0], kind=kind, commodity=commodity, target_quantity=numbers[0],
+            unit=commodity.default_unit, price=numbers[1], deadline=utcnow() + dt.timedelta(days=max(1, min(days, 60))),
+        )
+    except orders.OrderError as error:
+        return _refused(request, error)
+    return t("Order %(id)s is open. Members will get an SMS.", id=order.id)
+
+
+def _order_id(request: Request) -> int | None:
+    return request.parsed.order_ref
+
+
+def _total(request: Request) -> str:
+    order = orders.get_order(request.db, _order_id(request)) if _order_id(request) else None
+    if order is None:
+        return error_text(request.t, "missing_order")
+    return texts.order_summary(request.t, order, orders.totals(request.db, order), None)
+
+
+def _close(request: Request) -> str:
+    if not _order_id(request) or request.contact is None:
+        return error_text(request.t, "missing_order")
+    try:
+        orders.close(request.db, _order_id(request), request.contact, now=utcnow())
+    except orders.OrderError as error:
+        return _refused(request, error)
+    return request.t("Order %(id)s is closed. Members are told by SMS.", id=_order_id(request))
+
+
+def _join(request: Request) -> str | None:
+    quantity = request.parsed.quantity
+    if not _order_id(request) or request.contact is None:
+        return error_text(request.t, "missing_order")
+    if quantity is None or quantity <= 0:
+        return error_text(request.t, "bad_quantity")
+    try:
+        orders.commit(request.db, _order_id(request), request.contact, quantity, now=utcnow(), event_key=f"sms:{request.message.gateway_id}")
+    except orders.OrderError as error:
+        return _refused(request, error)
+    return None  # the service's receipt SMS is the answer
+
+
+def _withdraw(request: Request) -> str | None:
+    if not _order_id(request) or request.contact is None:
+        return error_text(request.t, "missing_order")
+    try:
+        orders.withdraw(request.db, _order_id(request), request.contact, now=utcnow(), event_key=f"sms:{request.message.gateway_id}")
+    except orders.OrderError as error:
+        return _refused(request, error)
+    return None
+
+
+HANDLERS.update({"open": _open, "total": _total, "close": _close, "join": _join, "withdraw": _withdraw})

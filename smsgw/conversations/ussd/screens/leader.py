@@ -1,0 +1,271 @@
+"""Leader tools: open an order, see totals and members, close or cancel."""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from typing import Any
+
+from smsgw.conversations import texts
+from smsgw.conversations.ussd.engine import Ctx, End, Go, Move, Screen, screen
+from smsgw.conversations.ussd.layout import list_screen, pick
+from smsgw.conversations.ussd.screens.orders import order_error, order_of
+from smsgw.conversations.ussd.screens.prices import CropList
+from smsgw.conversations.ussd.widgets import ConfirmScreen, ListScreen, NumberScreen, invalid, menu_text
+from smsgw.db import utcnow
+from smsgw.models import Commodity, GroupOrder, ProducerGroup
+from smsgw.services import orders
+
+MAX_DAYS = 60
+
+
+@screen("leader")
+class LeaderMenu(Screen):
+    """Open an order or manage the group's orders."""
+
+    def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return menu_text(ctx, ctx.t("Leader menu:"), [ctx.t("Open an order"), ctx.t("My group's orders")])
+
+    def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
+        if value == "1":
+            groups = orders.led_groups(ctx.db, ctx.contact)
+            if len(groups) == 1:
+                return Go("leader_kind", {"group": groups[0].id})
+            return Go("leader_group")
+        if value == "2":
+            return Go("leader_orders")
+        return invalid(ctx)
+
+
+@screen("leader_group")
+class LeaderGroup(ListScreen):
+    """For leaders of several groups: which group the order is for."""
+
+    name = "leader_group"
+
+    def title(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return ctx.t("For which group?")
+
+    def items(self, ctx: Ctx, params: dict[str, Any]) -> list[ProducerGroup]:
+        return orders.led_groups(ctx.db, ctx.contact)
+
+    def label(self, ctx: Ctx, item: ProducerGroup) -> str:
+        return item.name
+
+    def chosen(self, ctx: Ctx, params: dict[str, Any], item: ProducerGroup) -> Move:
+        return Go("leader_kind", {"group": item.id})
+
+
+@screen("leader_kind")
+class LeaderKind(Screen):
+    """Sell produce together, or buy inputs together."""
+
+    resumable = True
+
+    def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return menu_text(ctx, ctx.t("New group order:"), [ctx.t("Sell produce"), ctx.t("Buy inputs")])
+
+    def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
+        if value in ("1", "2"):
+            kind = "sell" if value == "1" else "buy"
+            return Go("leader_crop_sell" if kind == "sell" else "leader_crop_buy", {**params, "kind": kind})
+        return invalid(ctx)
+
+
+@screen("leader_crop_sell")
+class LeaderCropSell(CropList):
+    """The produce the group sells."""
+
+    name = "leader_crop_sell"
+    next_screen = "leader_qty"
+    resumable = True
+
+
+@screen("leader_crop_buy")
+class LeaderCropBuy(CropList):
+    """The input the group buys."""
+
+    name = "leader_crop_buy"
+    next_screen = "leader_qty"
+    kind = "input"
+    resumable = True
+
+
+def _crop(ctx: Ctx, params: dict[str, Any]) -> Commodity:
+    return ctx.db.get(Commodity, params["commodity"])
+
+
+@screen("leader_qty")
+class LeaderQuantity(NumberScreen):
+    """The target quantity, in the commodity's usual unit."""
+
+    def prompt(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        crop = _crop(ctx, params)
+        return ctx.t("Target quantity of %(crop)s, in %(unit)s?", crop=crop.name(ctx.lang), unit=crop.default_unit.label(ctx.lang))
+
+    def accept(self, ctx: Ctx, params: dict[str, Any], amount: decimal.Decimal) -> Move:
+        return Go("leader_price", {**params, "qty": str(amount)})
+
+
+@screen("leader_price")
+class LeaderPrice(NumberScreen):
+    """The offer (sell) or target (buy) price per unit."""
+
+    def prompt(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        crop = _crop(ctx, params)
+        return ctx.t("Price per %(unit)s agreed or asked?", unit=crop.default_unit.label(ctx.lang))
+
+    def accept(self, ctx: Ctx, params: dict[str, Any], amount: decimal.Decimal) -> Move:
+        return Go("leader_days", {**params, "price": str(amount)})
+
+
+@screen("leader_days")
+class LeaderDays(NumberScreen):
+    """How many days members have to commit."""
+
+    maximum = decimal.Decimal(MAX_DAYS + 1)
+
+    def prompt(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return ctx.t("Members can commit for how many days? (1-%(max)s)", max=MAX_DAYS)
+
+    def accept(self, ctx: Ctx, params: dict[str, Any], amount: decimal.Decimal) -> Move:
+        return Go("leader_confirm", {**params, "days": int(amount) or 1})
+
+
+@screen("leader_confirm")
+class LeaderConfirm(ConfirmScreen):
+    """Confirm and open the order; members are told by SMS."""
+
+    def summary(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        crop = _crop(ctx, params)
+        group = ctx.db.get(ProducerGroup, params["group"])
+        verb = ctx.t("Sell") if params["kind"] == "sell" else ctx.t("Buy")
+        return ctx.t(
+            "%(verb)s %(qty)s %(unit)s %(crop)s at %(price)s, %(days)s days?",
+            verb=verb,
+            qty=texts.quantity(ctx.t, decimal.Decimal(params["qty"])),
+            unit=crop.default_unit.label(ctx.lang),
+            crop=crop.name(ctx.lang),
+            price=ctx.t.money(decimal.Decimal(params["price"]), group.market.currency if group.market else "KES"),
+            days=params["days"],
+        )
+
+    def confirm(self, ctx: Ctx, params: dict[str, Any]) -> Move:
+        crop = _crop(ctx, params)
+
+        def apply() -> int:
+            order = orders.open_order(
+                ctx.db,
+                ctx.contact,
+                ctx.db.get(ProducerGroup, params["group"]),
+                kind=params["kind"],
+                commodity=crop,
+                target_quantity=decimal.Decimal(params["qty"]),
+                unit=crop.default_unit,
+                price=decimal.Decimal(params["price"]),
+                deadline=utcnow() + dt.timedelta(days=params["days"]),
+            )
+            return order.id
+
+        try:
+            order_id = ctx.effect("open_order", apply)
+        except orders.OrderError as error:
+            return order_error(ctx, error)
+        return End(ctx.t("Order %(id)s is open. Members will get an SMS.", id=order_id))
+
+
+@screen("leader_orders")
+class LeaderOrders(ListScreen):
+    """Open and closed orders of the groups I lead."""
+
+    name = "leader_orders"
+
+    def title(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return ctx.t("Your group's orders:")
+
+    def items(self, ctx: Ctx, params: dict[str, Any]) -> list[GroupOrder]:
+        return orders.orders_led_by(ctx.db, ctx.contact)
+
+    def label(self, ctx: Ctx, item: GroupOrder) -> str:
+        return texts.order_label(ctx.t, item)
+
+    def empty(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return ctx.t("Your groups have no open orders now.")
+
+    def chosen(self, ctx: Ctx, params: dict[str, Any], item: GroupOrder) -> Move:
+        return Go("leader_order", {"order": item.id})
+
+
+@screen("leader_order")
+class LeaderOrder(Screen):
+    """Totals of one order; members, close, cancel."""
+
+    def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        order = order_of(ctx, params)
+        summary = texts.order_summary(ctx.t, order, orders.totals(ctx.db, order), None)
+        options = [ctx.t("Members")]
+        if order.status == "open":
+            options.append(ctx.t("Close"))
+        if order.status in ("open", "closed"):
+            options.append(ctx.t("Cancel order"))
+        return menu_text(ctx, summary, options)
+
+    def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
+        order = order_of(ctx, params)
+        targets = ["leader_members"]
+        if order.status == "open":
+            targets.append("leader_close")
+        if order.status in ("open", "closed"):
+            targets.append("leader_cancel")
+        if value.isdigit() and 1 <= int(value) <= len(targets):
+            return Go(targets[int(value) - 1], {"order": order.id})
+        return invalid(ctx)
+
+
+@screen("leader_members")
+class LeaderMembers(Screen):
+    """Members' commitments, paged (read only)."""
+
+    def _lines(self, ctx: Ctx, params: dict[str, Any]) -> list[str]:
+        order = order_of(ctx, params)
+        return [f"{c.contact.name or c.contact.phone[-4:]} {texts.quantity(ctx.t, c.order_quantity)}" for c in orders.commitments(ctx.db, order)]
+
+    def render(self, ctx: Ctx, params: dict[str, Any]) -> str | End:
+        lines = self._lines(ctx, params)
+        if not lines:
+            return End(ctx.t("No member has committed yet."))
+        return list_screen(ctx, ctx.t("Commitments:"), lines, params.get("page", 0))
+
+    def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
+        if pick(ctx, ctx.t("Commitments:"), self._lines(ctx, params), params.get("page", 0), value) == "more":
+            return Go("leader_members", {**params, "page": params.get("page", 0) + 1})
+        return invalid(ctx)
+
+
+@screen("leader_close")
+class LeaderClose(ConfirmScreen):
+    """Confirm closing: no more commitments; members get the final total."""
+
+    def summary(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return ctx.t("Close order %(id)s? Members get the final total by SMS.", id=params["order"])
+
+    def confirm(self, ctx: Ctx, params: dict[str, Any]) -> Move:
+        try:
+            ctx.effect("close", lambda: orders.close(ctx.db, params["order"], ctx.contact, now=utcnow()).id)
+        except orders.OrderError as error:
+            return order_error(ctx, error)
+        return End(ctx.t("Order %(id)s is closed. Members are told by SMS.", id=params["order"]))
+
+
+@screen("leader_cancel")
+class LeaderCancel(ConfirmScreen):
+    """Confirm cancelling the order; committed members are told."""
+
+    def summary(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return ctx.t("Cancel order %(id)s? Committed members are told by SMS.", id=params["order"])
+
+    def confirm(self, ctx: Ctx, params: dict[str, Any]) -> Move:
+        try:
+            ctx.effect("cancel", lambda: orders.cancel(ctx.db, params["order"], ctx.contact, now=utcnow()).id)
+        except orders.OrderError as error:
+            return order_error(ctx, error)
+        return End(ctx.t("Order %(id)s is cancelled. Members are told by SMS.", id=params["order"]))

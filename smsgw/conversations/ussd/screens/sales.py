@@ -1,0 +1,159 @@
+"""Report a sale: crop -> unit -> quantity -> price -> buyer -> confirm."""
+from __future__ import annotations
+
+import decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from smsgw.conversations.ussd.engine import Ctx, End, Go, Move, Screen, screen
+from smsgw.conversations.ussd.screens.prices import CropList
+from smsgw.conversations.ussd.widgets import ConfirmScreen, ListScreen, NumberScreen, invalid, menu_text
+from smsgw.i18n import N_
+from smsgw.models import Commodity, Unit
+from smsgw.services import sales
+
+BUYERS = [
+    ("farm_gate_trader", N_("Trader at farm gate")),
+    ("market", N_("At the market")),
+    ("group_order", N_("Group order")),
+    ("processor", N_("Processor or exporter")),
+]
+
+
+def _unit(ctx: Ctx, params: dict[str, Any]) -> Unit:
+    return ctx.db.get(Unit, params["unit"])
+
+
+def _crop(ctx: Ctx, params: dict[str, Any]) -> Commodity:
+    return ctx.db.get(Commodity, params["commodity"])
+
+
+@screen("sale")
+class SaleCrop(CropList):
+    """Step 1: the crop sold."""
+
+    name = "sale"
+    next_screen = "sale_unit"
+    resumable = True
+
+
+@screen("sale_unit")
+class SaleUnit(ListScreen):
+    """Step 2: the unit the quantity and price are in (the crop's usual unit first)."""
+
+    name = "sale_unit"
+    resumable = True
+
+    def title(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return ctx.t("Sold in which unit?")
+
+    def items(self, ctx: Ctx, params: dict[str, Any]) -> list[Unit]:
+        usual = _crop(ctx, params).default_unit
+        others = ctx.db.scalars(sa.select(Unit).where(Unit.base == usual.base, Unit.id != usual.id).order_by(Unit.factor)).all()
+        return [usual, *others]
+
+    def label(self, ctx: Ctx, item: Unit) -> str:
+        return item.label(ctx.lang)
+
+    def chosen(self, ctx: Ctx, params: dict[str, Any], item: Unit) -> Move:
+        return Go("sale_qty", {**params, "unit": item.id})
+
+
+@screen("sale_qty")
+class SaleQuantity(NumberScreen):
+    """Step 3: how much."""
+
+    def prompt(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return ctx.t("How many %(unit)s of %(crop)s did you sell?", unit=_unit(ctx, params).label(ctx.lang), crop=_crop(ctx, params).name(ctx.lang))
+
+    def accept(self, ctx: Ctx, params: dict[str, Any], amount: decimal.Decimal) -> Move:
+        return Go("sale_price", {**params, "qty": str(amount)})
+
+
+@screen("sale_price")
+class SalePrice(NumberScreen):
+    """Step 4: the price received per unit; an unusual price asks to check."""
+
+    def prompt(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        home = ctx.contact.home_market
+        return ctx.t("Price received per %(unit)s (%(currency)s)?", unit=_unit(ctx, params).label(ctx.lang), currency=home.currency)
+
+    def accept(self, ctx: Ctx, params: dict[str, Any], amount: decimal.Decimal) -> Move:
+        following = {**params, "price": str(amount)}
+        plausible = sales.is_plausible(ctx.db, _crop(ctx, params), ctx.contact.home_market, amount, _unit(ctx, params), ctx.today)
+        return Go("sale_buyer" if plausible else "sale_check", following)
+
+
+@screen("sale_check")
+class SaleCheck(Screen):
+    """An unusual price: are you sure?"""
+
+    resumable = True
+
+    def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        price = ctx.t.money(decimal.Decimal(params["price"]), ctx.contact.home_market.currency)
+        title = ctx.t("%(price)s per %(unit)s is far from recent market prices. Is it right?", price=price, unit=_unit(ctx, params).label(ctx.lang))
+        return menu_text(ctx, title, [ctx.t("Yes, it is right"), ctx.t("No, change it")], back=False)
+
+    def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
+        if value == "1":
+            return Go("sale_buyer", {**params, "checked": True})
+        if value == "2":
+            return Go("sale_price", {k: v for k, v in params.items() if k != "price"})
+        return invalid(ctx)
+
+
+@screen("sale_buyer")
+class SaleBuyer(ListScreen):
+    """Step 5: who bought."""
+
+    name = "sale_buyer"
+    resumable = True
+
+    def title(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return ctx.t("Who bought?")
+
+    def items(self, ctx: Ctx, params: dict[str, Any]) -> list[tuple[str, str]]:
+        return BUYERS
+
+    def label(self, ctx: Ctx, item: tuple[str, str]) -> str:
+        return ctx.t(item[1])
+
+    def chosen(self, ctx: Ctx, params: dict[str, Any], item: tuple[str, str]) -> Move:
+        return Go("sale_confirm", {**params, "buyer": item[0]})
+
+
+@screen("sale_confirm")
+class SaleConfirm(ConfirmScreen):
+    """Step 6: confirm and store the sale."""
+
+    def summary(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return ctx.t(
+            "Sold %(qty)s %(unit)s %(crop)s at %(price)s each.",
+            qty=ctx.t.number(decimal.Decimal(params["qty"]), 0 if decimal.Decimal(params["qty"]) % 1 == 0 else 1),
+            unit=_unit(ctx, params).label(ctx.lang),
+            crop=_crop(ctx, params).name(ctx.lang),
+            price=ctx.t.money(decimal.Decimal(params["price"]), ctx.contact.home_market.currency),
+        )
+
+    def confirm(self, ctx: Ctx, params: dict[str, Any]) -> Move:
+        def apply() -> int:
+            return sales.report_sale(
+                ctx.db,
+                ctx.contact,
+                commodity=_crop(ctx, params),
+                quantity=decimal.Decimal(params["qty"]),
+                unit=_unit(ctx, params),
+                price=decimal.Decimal(params["price"]),
+                buyer_type=params["buyer"],
+                sold_on=ctx.today,
+                channel="ussd",
+                source_ref=f"ussd:{ctx.ussd.session_id}:{ctx.step}",
+            ).id
+
+        try:
+            ctx.effect("sale", apply)
+        except sales.SaleError:
+            return End(ctx.t("That sale could not be recorded. Please check the numbers and try again."))
+        return End(ctx.t("Thank you. Your sale is recorded and helps farmers get better prices."))

@@ -1,0 +1,187 @@
+"""Africa's Talking through its official SDK: one request per text, one result per recipient.
+
+The SDK answers a 2xx with the parsed JSON only when the Content-Type is exactly
+``application/json`` (otherwise the raw text), raises ``AfricasTalkingException(body)``
+for any other status, and lets ``requests`` exceptions through for network trouble.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import africastalking
+import requests
+from africastalking.Service import DEFAULT_TIMEOUT_S, AfricasTalkingException, validate_phone
+
+from smsgw.messaging.outbox import SendResult
+from smsgw.phones import mask_phone
+
+log = logging.getLogger(__name__)
+
+Timeout = float | tuple[float, float]
+
+SENT_CODES = frozenset({100, 101, 102})  # Processed, Sent, Queued
+# Blacklisted, bad number, no balance, bad sender id...: the same request would fail again.
+PERMANENT_CODES = frozenset({401, 402, 403, 404, 405, 406, 407, 409})
+# A bad key or a refused account will not fix itself between retries.
+PERMANENT_HTTP = frozenset({401, 403})
+# For big requests AT may queue on its side and answer before the telcos do, so the
+# drain is not held by one slow bulk send.
+ENQUEUE_FROM = 100
+ERROR_CHARS = 200
+
+
+class _StatusRecorder:
+    """Wraps the SDK's POST helper to keep the HTTP status its exception drops."""
+
+    def __init__(self, post: Callable[..., Any]) -> None:
+        self._post = post
+        self._local = threading.local()
+
+    def __call__(
+        self,
+        url: str,
+        headers: Any,
+        data: Any,
+        params: Any,
+        callback: Any = None,
+        timeout: Timeout = DEFAULT_TIMEOUT_S,
+    ) -> Any:
+        """Call the SDK's own POST and note the status of its response."""
+        self._local.status = None
+        response = self._post(url, headers, data, params, callback, timeout)
+        self._local.status = getattr(response, "status_code", None)
+        return response
+
+    @property
+    def status(self) -> int | None:
+        """The HTTP status of this thread's last request, if it got one."""
+        return getattr(self._local, "status", None)
+
+
+class AfricasTalkingGateway:
+    """Sends bulk SMS with ``africastalking.SMS.send`` (synchronous, never the callback thread)."""
+
+    name = "africastalking"
+
+    def __init__(
+        self,
+        username: str,
+        api_key: str,
+        api_base: str | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        with warnings.catch_warnings():
+            # initialize() builds every service; the WhatsApp one warns on each sandbox
+            # start although we only send SMS.
+            warnings.filterwarnings("ignore", "Sandbox is currently not available", UserWarning)
+            africastalking.initialize(username, api_key)
+        # initialize() rebinds module globals; keep our own service so a second gateway
+        # with other credentials cannot swap it under us.
+        self._sms = africastalking.SMS
+        if api_base:
+            # The SMS service builds every URL as _baseUrl + path, its _baseUrl ending
+            # in /version1 after initialize.
+            base = api_base.rstrip("/") + "/version1"
+            self._sms._baseUrl = base
+            self._sms._contentUrl = base
+        self.timeout = timeout
+        self._recorder: _StatusRecorder | None = None
+        # Every POST of the SDK goes through this private helper, the one place its
+        # response object (and so its status code) is visible; without it all HTTP
+        # errors are retried.
+        post = getattr(self._sms, "_Service__make_post_request", None)
+        if callable(post):
+            self._recorder = _StatusRecorder(post)
+            self._sms._Service__make_post_request = self._recorder
+
+    def send(self, text: str, recipients: list[str], sender_id: str | None) -> list[SendResult]:
+        """Send ``text`` to every recipient in one request; one result per recipient."""
+        # The SDK rejects the whole request for one number without its +.
+        valid: list[str] = []
+        results: list[SendResult] = []
+        for phone in recipients:
+            if validate_phone(phone):
+                valid.append(phone)
+            else:
+                results.append(SendResult(phone, "failed", error="not an E.164 number"))
+        if valid:
+            results.extend(self._request(text, valid, sender_id))
+        return results
+
+    def _request(self, text: str, recipients: list[str], sender_id: str | None) -> list[SendResult]:
+        try:
+            answer = self._sms.send(
+                text,
+                recipients,
+                sender_id=sender_id or None,
+                enqueue=len(recipients) >= ENQUEUE_FROM,
+                timeout=self.timeout,
+            )
+        except requests.RequestException as exc:
+            log.warning("africastalking: %s for %d recipients", type(exc).__name__, len(recipients))
+            return _for_all(recipients, "retry", f"{type(exc).__name__}: {exc}")
+        except AfricasTalkingException as exc:
+            status = self._recorder.status if self._recorder else None
+            outcome = "failed" if status in PERMANENT_HTTP else "retry"
+            log.warning("africastalking: HTTP %s for %d recipients", status, len(recipients))
+            return _for_all(recipients, outcome, f"HTTP {status or '?'}: {exc}")
+        if not isinstance(answer, Mapping):
+            log.warning("africastalking: answer was not JSON for %d recipients", len(recipients))
+            return _for_all(recipients, "retry", f"unexpected answer: {answer}")
+        return _per_recipient(answer, recipients)
+
+
+def _for_all(recipients: list[str], outcome: str, error: str) -> list[SendResult]:
+    return [SendResult(phone, outcome, error=error[:ERROR_CHARS]) for phone in recipients]
+
+
+def _per_recipient(answer: Mapping[str, Any], recipients: list[str]) -> list[SendResult]:
+    data = answer.get("SMSMessageData")
+    entries = data.get("Recipients") if isinstance(data, Mapping) else None
+    if not isinstance(entries, list):
+        return _for_all(recipients, "retry", f"unexpected answer: {answer}")
+    wanted = set(recipients)
+    found: dict[str, SendResult] = {}
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
+        number = str(entry.get("number", ""))
+        if number in wanted and number not in found:
+            found[number] = _result(number, entry)
+    # With no recipients at all AT puts the reason (e.g. InvalidSenderId) in Message.
+    missing = f"not in the answer: {data.get('Message', '')}".strip()[:ERROR_CHARS]
+    results = [found.get(p) or SendResult(p, "retry", error=missing) for p in recipients]
+    for result in results:
+        if result.outcome != "sent":
+            log.info(
+                "africastalking: %s %s (%s)", mask_phone(result.phone), result.outcome, result.error
+            )
+    return results
+
+
+def _result(number: str, entry: Mapping[str, Any]) -> SendResult:
+    code = _code(entry.get("statusCode"))
+    if code in SENT_CODES:
+        # AT writes the string "None" where there is no id.
+        message_id = str(entry.get("messageId") or "None")
+        cost = str(entry.get("cost") or "")
+        return SendResult(
+            number,
+            "sent",
+            message_id=None if message_id == "None" else message_id,
+            cost=cost or None,
+        )
+    outcome = "failed" if code in PERMANENT_CODES else "retry"
+    error = f"{code if code is not None else '?'} {entry.get('status', '')}".strip()
+    return SendResult(number, outcome, error=error[:ERROR_CHARS])
+
+
+def _code(value: Any) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None

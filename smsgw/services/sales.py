@@ -1,0 +1,108 @@
+"""Sale reports: what farmers received. Validated here for USSD and SMS alike."""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from smsgw.models import Commodity, Contact, Market, PriceObservation, SaleReport, Unit
+from smsgw.models.sales import BUYER_TYPES
+
+RECENT = dt.timedelta(days=30)
+# Farm-gate prices sit well below wholesale (44-46 % is documented), and a good sale can
+# beat it; outside this band a typo (an extra zero) is likelier than a real price.
+PLAUSIBLE_LOW, PLAUSIBLE_HIGH = decimal.Decimal("0.3"), decimal.Decimal("1.8")
+MAX_QUANTITY_KG = decimal.Decimal(1_000_000)
+
+
+class SaleError(ValueError):
+    """A sale report that cannot be stored; ``code`` says why."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Range:
+    """Recent approved prices per base unit in a market."""
+
+    low: decimal.Decimal
+    high: decimal.Decimal
+
+
+def recent_range(session: so.Session, commodity: Commodity, market: Market | None, today: dt.date) -> Range | None:
+    """The lowest and highest approved price per base unit in the last 30 days."""
+    query = sa.select(sa.func.min(PriceObservation.price_per_base), sa.func.max(PriceObservation.price_per_base)).where(
+        PriceObservation.commodity_id == commodity.id,
+        PriceObservation.status == "approved",
+        PriceObservation.observed_on.between(today - RECENT, today),
+    )
+    if market is not None:
+        query = query.where(PriceObservation.market_id == market.id)
+    low, high = session.execute(query).one()
+    return Range(decimal.Decimal(low), decimal.Decimal(high)) if low is not None else None
+
+
+def is_plausible(session: so.Session, commodity: Commodity, market: Market | None, price: decimal.Decimal, unit: Unit, today: dt.date) -> bool:
+    """False when the price per base unit is far outside the market's recent range."""
+    band = recent_range(session, commodity, market, today) or recent_range(session, commodity, None, today)
+    if band is None:
+        return True
+    per_base = price / unit.factor
+    return band.low * PLAUSIBLE_LOW <= per_base <= band.high * PLAUSIBLE_HIGH
+
+
+def validate(quantity: decimal.Decimal, unit: Unit, price: decimal.Decimal, buyer_type: str) -> None:
+    """Raise SaleError for a sale that cannot be true whatever the market."""
+    if quantity <= 0 or unit.to_base(quantity) > MAX_QUANTITY_KG:
+        raise SaleError("bad_quantity")
+    if price <= 0 or price >= decimal.Decimal("1e9"):
+        raise SaleError("bad_price")
+    if buyer_type not in BUYER_TYPES:
+        raise SaleError("bad_buyer")
+
+
+def report_sale(
+    session: so.Session,
+    contact: Contact,
+    *,
+    commodity: Commodity,
+    quantity: decimal.Decimal,
+    unit: Unit,
+    price: decimal.Decimal,
+    buyer_type: str,
+    sold_on: dt.date,
+    channel: str,
+    source_ref: str,
+    group_order_id: int | None = None,
+) -> SaleReport:
+    """Store a sale (``price`` per ``unit``); the same ``source_ref`` twice stores it once."""
+    existing = session.scalar(sa.select(SaleReport).where(SaleReport.source_ref == source_ref))
+    if existing is not None:
+        return existing
+    validate(quantity, unit, price, buyer_type)
+    market = contact.home_market
+    if market is None:
+        raise SaleError("not_registered")
+    report = SaleReport(
+        contact_id=contact.id,
+        commodity_id=commodity.id,
+        market_id=market.id,
+        quantity=quantity,
+        unit_id=unit.id,
+        price=price,
+        currency=market.currency,
+        price_per_base=(price / unit.factor).quantize(decimal.Decimal("0.000001")),
+        buyer_type=buyer_type,
+        sold_on=sold_on,
+        group_order_id=group_order_id,
+        channel=channel,
+        source_ref=source_ref,
+    )
+    session.add(report)
+    session.flush()
+    return report

@@ -1,0 +1,146 @@
+"""The outbox: idempotent enqueue, claims in priority order, retries, and crash recovery."""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+import sqlalchemy as sa
+
+from smsgw.db import utcnow
+from smsgw.messaging.outbox import (
+    MAX_ATTEMPTS,
+    SendResult,
+    backoff,
+    claim_due,
+    enqueue,
+    record_result,
+    recover_stale,
+)
+from smsgw.models import OutboundMessage
+
+PHONE = "+254700000101"
+
+
+def _queue(session, key: str, purpose: str = "reply", **kwargs) -> OutboundMessage:
+    kwargs.setdefault("to", PHONE)
+    kwargs.setdefault("text", f"text for {key}")
+    return enqueue(session, purpose=purpose, key=key, **kwargs)
+
+
+def test_enqueue_is_idempotent_on_key(session) -> None:
+    first = _queue(session, "reply:1", text="Maize 3200")
+    again = _queue(session, "reply:1", text="something else", to="+254700000102")
+    session.commit()
+    assert again.id == first.id
+    rows = session.scalars(
+        sa.select(OutboundMessage).where(OutboundMessage.idempotency_key == "reply:1")
+    ).all()
+    assert [(row.text, row.to_phone) for row in rows] == [("Maize 3200", PHONE)]
+
+
+def test_enqueue_stores_the_normalised_text_and_its_cost(session) -> None:
+    message = _queue(session, "reply:2", text="Maize \u201cgrade 1\u201d", lang="en")
+    assert (message.text, message.encoding, message.segments) == ('Maize "grade 1"', "gsm7", 1)
+    assert (message.status, message.attempts, message.priority) == ("queued", 0, 0)
+
+
+def test_claim_orders_replies_before_orders_before_bulletins(session) -> None:
+    _queue(session, "bulletin:daily:1", purpose="bulletin")
+    _queue(session, "order:1:open:1", purpose="order")
+    _queue(session, "reply:3", purpose="reply")
+    session.commit()
+    assert [m.purpose for m in claim_due(session, 1)] == ["reply"]
+    assert [m.purpose for m in claim_due(session, 10)] == ["order", "bulletin"]
+
+
+def test_claim_never_hands_a_row_out_twice(session) -> None:
+    keys = [f"bulletin:daily:d:{n}" for n in range(5)]
+    for key in keys:
+        _queue(session, key, purpose="bulletin")
+    session.commit()
+    first = claim_due(session, 3)
+    second = claim_due(session, 10)
+    assert (len(first), len(second)) == (3, 2)
+    assert claim_due(session, 10) == []
+    claimed = [m.idempotency_key for m in first + second]
+    assert sorted(claimed) == sorted(keys)
+    assert all((m.status, m.attempts) == ("sending", 1) for m in first + second)
+    assert all(m.claimed_at is not None for m in first + second)
+
+
+def test_claim_skips_messages_not_yet_due(session) -> None:
+    later = _queue(session, "reply:4", not_before=utcnow() + dt.timedelta(minutes=5))
+    session.commit()
+    assert claim_due(session, 10) == []
+    due = claim_due(session, 10, now=utcnow() + dt.timedelta(minutes=6))
+    assert [m.id for m in due] == [later.id]
+
+
+def test_sent_result_keeps_id_and_cost(session) -> None:
+    _queue(session, "reply:5")
+    session.commit()
+    (message,) = claim_due(session, 10)
+    record_result(message, SendResult(PHONE, "sent", message_id="ATXid_1", cost="KES 0.8000"))
+    assert (message.status, message.gateway_message_id) == ("sent", "ATXid_1")
+    assert (message.cost, message.cost_currency) == (decimal.Decimal("0.8000"), "KES")
+    assert message.sent_at is not None and message.last_error == ""
+
+
+def test_retry_backs_off_then_fails_after_max_attempts(session) -> None:
+    _queue(session, "reply:6")
+    session.commit()
+    now = utcnow()
+    for attempt in range(1, MAX_ATTEMPTS):
+        (message,) = claim_due(session, 10, now=now)
+        assert message.attempts == attempt
+        record_result(message, SendResult(PHONE, "retry", error="HTTP 500"), now=now)
+        session.flush()
+        assert (message.status, message.last_error) == ("queued", "HTTP 500")
+        ceiling = min(3600.0, 30.0 * 2 ** (attempt - 1))
+        wait = (message.next_attempt_at - now).total_seconds()
+        assert ceiling / 2 <= wait <= ceiling
+        assert claim_due(session, 10, now=now) == []
+        now = message.next_attempt_at
+    (message,) = claim_due(session, 10, now=now)
+    record_result(message, SendResult(PHONE, "retry", error="ReadTimeout"), now=now)
+    assert (message.status, message.attempts, message.last_error) == (
+        "failed",
+        MAX_ATTEMPTS,
+        "ReadTimeout",
+    )
+    assert message.final_at == now
+
+
+def test_permanent_failure_is_final_with_its_reason(session) -> None:
+    _queue(session, "reply:7")
+    session.commit()
+    (message,) = claim_due(session, 10)
+    record_result(message, SendResult(PHONE, "failed", error="403 InvalidPhoneNumber"))
+    assert (message.status, message.last_error) == ("failed", "403 InvalidPhoneNumber")
+    assert message.final_at is not None
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    for attempts, ceiling in [(1, 30), (2, 60), (3, 120), (30, 3600)]:
+        seconds = backoff(attempts).total_seconds()
+        assert ceiling / 2 <= seconds <= ceiling
+
+
+def test_recover_stale_drops_bulletins_and_requeues_replies(session) -> None:
+    past = utcnow() - dt.timedelta(hours=1)
+    bulletin = _queue(session, "bulletin:daily:s:1", purpose="bulletin", not_before=past)
+    reply = _queue(session, "reply:8", not_before=past)
+    session.commit()
+    claim_due(session, 10, now=past)
+    fresh = _queue(session, "reply:9")
+    session.commit()
+    claim_due(session, 10)
+    counts = recover_stale(session, dt.timedelta(minutes=10))
+    session.commit()
+    assert counts == {"unknown": 1, "requeued": 1}
+    for message in (bulletin, reply, fresh):
+        session.refresh(message)
+    assert (bulletin.status, bulletin.last_error) == ("unknown", "drain stopped during send")
+    assert bulletin.final_at is not None
+    assert reply.status == "queued" and reply.next_attempt_at <= utcnow()
+    assert fresh.status == "sending"
