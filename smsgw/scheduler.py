@@ -16,10 +16,14 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from smsgw.config import load_settings
-from smsgw.db import Database
+from smsgw.conversations.reminders import send_reminders
+from smsgw.conversations.ussd.session import expire_sessions
+from smsgw.db import Database, utcnow
 from smsgw.messaging.drain import drain_once
 from smsgw.messaging.gateways import build_gateway
 from smsgw.messaging.outbox import recover_stale
+from smsgw.services.bulletins import Policy, due_runs, run_bulletin
+from smsgw.services.orders import close_expired
 
 log = logging.getLogger(__name__)
 JOBSTORE_TABLE = "apscheduler_jobs"
@@ -48,6 +52,39 @@ def drain_job() -> None:
         pass
 
 
+def bulletin_job() -> None:
+    """Run every bulletin that is due now in some market's local time (and not finished)."""
+    import time
+
+    settings = load_settings()
+    db = _database()
+    policy = Policy.from_settings(settings)
+    pause_seconds = float(settings["BULLETIN_BATCH_PAUSE"])
+    with db.session() as session:
+        due = due_runs(session, utcnow())
+    for kind, market, day in due:
+        report = run_bulletin(db, kind, market, day, policy, pause=(lambda: time.sleep(pause_seconds)) if pause_seconds else None)
+        log.info("bulletin %s %s %s: %s messages", kind, market, day, report.messages)
+
+
+def orders_job() -> None:
+    """Close orders past their deadline and remind members who have not committed."""
+    db = _database()
+    now = utcnow()
+    with db.session() as session:
+        closed = close_expired(session, now)
+    with db.session() as session:
+        reminded = send_reminders(session, now)
+    if closed or reminded:
+        log.info("orders: %s closed at deadline, %s reminders", closed, reminded)
+
+
+def sessions_job() -> None:
+    """Mark USSD sessions idle past AT's limit as ended and forget old half-done answers."""
+    with _database().session() as session:
+        expire_sessions(session, utcnow())
+
+
 def build_scheduler(settings: Mapping[str, Any]) -> BlockingScheduler:
     """A scheduler with our jobs on a job store in the app's database."""
     scheduler = BlockingScheduler(
@@ -63,6 +100,11 @@ def build_scheduler(settings: Mapping[str, Any]) -> BlockingScheduler:
         replace_existing=True,
         misfire_grace_time=30,
     )
+    # Checked at start-up too: a scheduler restarted during a market's bulletin window
+    # picks the unfinished run up at once.
+    scheduler.add_job("smsgw.scheduler:bulletin_job", "interval", minutes=1, id="bulletins", replace_existing=True, next_run_time=dt.datetime.now(dt.timezone.utc))
+    scheduler.add_job("smsgw.scheduler:orders_job", "interval", minutes=5, id="orders", replace_existing=True)
+    scheduler.add_job("smsgw.scheduler:sessions_job", "interval", minutes=10, id="ussd-sessions", replace_existing=True)
     return scheduler
 
 

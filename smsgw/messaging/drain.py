@@ -5,10 +5,13 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
 from smsgw.db import Database
 from smsgw.messaging.gateways import Gateway
 from smsgw.messaging.outbox import SendResult, claim_due, record_result
-from smsgw.models import OutboundMessage
+from smsgw.models import Contact, OutboundMessage
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +37,16 @@ def drain_once(db: Database, gateway: Gateway, batch_size: int = 500, chunk: int
         if not batch:
             return stats
         session.commit()
+        withdrawn = _withdrawn(session, batch)
         groups: dict[tuple[str, str | None], list[OutboundMessage]] = defaultdict(list)
         for message in batch:
+            if message.contact_id in withdrawn and message.purpose != "reply":
+                # Queued before the person sent STOP: the opt-out wins at send time.
+                record_result(message, SendResult(message.to_phone, "failed", error="opted out"))
+                stats.failed += 1
+                continue
             groups[(message.text, message.sender_id)].append(message)
+        session.commit()
         for (text, sender_id), messages in groups.items():
             for part in _chunks(messages, chunk):
                 _send_chunk(gateway, text, sender_id, part, stats)
@@ -44,6 +54,14 @@ def drain_once(db: Database, gateway: Gateway, batch_size: int = 500, chunk: int
                 # not leave these rows looking unsent.
                 session.commit()
     return stats
+
+
+def _withdrawn(session: so.Session, batch: list[OutboundMessage]) -> set[int]:
+    """Ids of the batch's contacts who have opted out."""
+    ids = {message.contact_id for message in batch if message.contact_id}
+    if not ids:
+        return set()
+    return set(session.scalars(sa.select(Contact.id).where(Contact.id.in_(ids), Contact.consent == "withdrawn")).all())
 
 
 def _chunks(messages: list[OutboundMessage], size: int) -> list[list[OutboundMessage]]:

@@ -130,3 +130,18 @@ def record_end(db: so.Session, fields: Mapping[str, str]) -> None:
     ussd.cost = (fields.get("cost") or "")[:32] or None
     duration = fields.get("durationInMillis") or ""
     ussd.duration_ms = int(duration) if duration.isdigit() else None
+
+
+SESSION_IDLE = dt.timedelta(minutes=3)
+
+
+def expire_sessions(db: so.Session, now: dt.datetime) -> int:
+    """Mark sessions idle past AT's 180-second limit as Incomplete (AT may never say so).
+
+    Until then an idle session counts as active, so a redial can still resume it.
+    """
+    return db.execute(
+        sa.update(UssdSession)
+        .where(UssdSession.status == "active", UssdSession.updated_at < now - SESSION_IDLE)
+        .values(status="Incomplete", ended_at=now)
+    ).rowcount

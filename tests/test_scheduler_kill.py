@@ -1,0 +1,122 @@
+"""A real scheduler process killed in the middle of a bulletin run, then restarted.
+
+Every subscriber gets exactly one bulletin: the run is claimed by its bulletin_run row,
+each message carries its (contact, kind, date) key, and the restarted scheduler picks
+the unfinished run up at once. Runs on SQLite, and on PostgreSQL when TEST_DATABASE_URL
+is set, each in a database of its own (the processes commit for real).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from smsgw.config import PROJECT_ROOT
+from smsgw.db import Database, utcnow
+from smsgw.migrate import upgrade
+from smsgw.models import BulletinRun, Commodity, Contact, Market, OutboundMessage, Subscription
+from smsgw.services.seeding import seed_demo
+
+EXTRA_SUBSCRIBERS = 2500
+
+
+def _fresh_database(tmp_path, backend: str) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'kill.db'}"
+        return
+    base = sa.make_url(os.environ["TEST_DATABASE_URL"])
+    name = f"smsgw_kill_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def kill_db(request, tmp_path) -> Iterator[Database]:
+    """A migrated, seeded database with many Nakuru subscribers due for their bulletin now."""
+    generator = _fresh_database(tmp_path, request.param)
+    url = next(generator)
+    upgrade(url)
+    db = Database(url)
+    with db.session() as session:
+        seed_demo(session, PROJECT_ROOT / "content", dt.date.today())
+        nakuru = session.scalar(sa.select(Market).where(Market.code == "nakuru"))
+        nakuru.bulletin_hour = utcnow().astimezone(ZoneInfo(nakuru.timezone)).hour
+        maize = session.scalar(sa.select(Commodity).where(Commodity.code == "maize"))
+        contacts = session.scalars(
+            sa.insert(Contact).returning(Contact.id),
+            [{"phone": f"+2547200{i:05d}", "language": "sw", "consent": "granted", "home_market_id": nakuru.id, "language_chosen": True, "created_at": utcnow()} for i in range(EXTRA_SUBSCRIBERS)],
+        ).all()
+        session.execute(sa.insert(Subscription), [{"contact_id": cid, "commodity_id": maize.id, "market_id": nakuru.id, "created_at": utcnow()} for cid in contacts])
+    yield db
+    db.dispose()
+    try:
+        next(generator)
+    except StopIteration:
+        pass
+
+
+def _start(url: str) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": url, "BULLETIN_BATCH_PAUSE": "0.4", "SMSGW_GATEWAY": "console"}
+    return subprocess.Popen([sys.executable, "-m", "smsgw", "scheduler"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _state(db: Database) -> tuple[int, bool]:
+    with db.session() as session:
+        count = session.scalar(sa.select(sa.func.count(OutboundMessage.id)).where(OutboundMessage.purpose == "bulletin", OutboundMessage.idempotency_key.like("bulletin:daily:%")))
+        finished = session.scalar(sa.select(BulletinRun.finished_at).join(Market).where(Market.code == "nakuru", BulletinRun.kind == "daily"))
+    return count, finished is not None
+
+
+def _wait(predicate, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for the scheduler")
+
+
+@pytest.mark.slow
+def test_killed_scheduler_restarts_and_sends_each_subscriber_one_bulletin(kill_db: Database) -> None:
+    first = _start(kill_db.url)
+    try:
+        _wait(lambda: _state(kill_db)[0] > 0)
+        queued_at_kill, finished = _state(kill_db)
+        assert not finished, "the run finished before the kill; make it longer"
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    second = _start(kill_db.url)
+    try:
+        _wait(lambda: _state(kill_db)[1])
+    finally:
+        second.terminate()
+        second.wait(timeout=20)
+    with kill_db.session() as session:
+        rows = session.execute(sa.select(OutboundMessage.contact_id).where(OutboundMessage.purpose == "bulletin", OutboundMessage.idempotency_key.like("bulletin:daily:%"))).scalars().all()
+        subscribers = session.scalar(
+            sa.select(sa.func.count(Contact.id)).where(Contact.home_market.has(Market.code == "nakuru"), Contact.consent != "withdrawn", sa.exists().where(Subscription.contact_id == Contact.id))
+        )
+    assert 0 < queued_at_kill < len(rows)
+    assert len(rows) == len(set(rows)) == subscribers >= EXTRA_SUBSCRIBERS
