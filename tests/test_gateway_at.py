@@ -36,10 +36,10 @@ def gateway(fake: FakeAfricasTalking) -> AfricasTalkingGateway:
     return AfricasTalkingGateway("sandbox", API_KEY, api_base=fake.base_url, timeout=timeout)
 
 
-def _queue(session, messages: list[tuple[str, str]], sender_id: str | None = None) -> None:
+def _queue(session, messages: list[tuple[str, str]], sender_id: str | None = None, purpose: str = "bulletin") -> None:
     for n, (phone, text) in enumerate(messages):
         key = f"test:{n}:{phone}"
-        enqueue(session, to=phone, text=text, purpose="bulletin", key=key, sender_id=sender_id)
+        enqueue(session, to=phone, text=text, purpose=purpose, key=key, sender_id=sender_id)
     session.commit()
 
 
@@ -99,9 +99,10 @@ def test_transient_failures_end_with_every_message_sent_exactly_once(
     db, session, fake, gateway
 ) -> None:
     fake.error_rate, fake.timeout_rate = 0.15, 0.15
-    texts = [f"Bulletin {n}: maize {3000 + n * 50} KES" for n in range(6)]
+    # Replies are sent at least once, so a lost answer is retried like a 500.
+    texts = [f"Reply {n}: maize {3000 + n * 50} KES" for n in range(6)]
     messages = [(PHONES[n * 4 + k], text) for n, text in enumerate(texts) for k in range(4)]
-    _queue(session, messages)
+    _queue(session, messages, purpose="reply")
     for _ in range(12):
         drain_once(db, gateway, chunk=2)
         if all(row.status == "sent" for row in _rows(session).values()):
@@ -114,6 +115,17 @@ def test_transient_failures_end_with_every_message_sent_exactly_once(
     assert answers["500"] > 0 and answers["timeout"] > 0
     retried = [row for row in rows.values() if row.attempts > 1]
     assert retried, "the failures must have hit some messages"
+
+
+def test_lost_answers_leave_bulletins_unknown_never_repeated(db, session, fake, gateway) -> None:
+    fake.timeout_rate = 1.0
+    _queue(session, [(PHONES[0], "Prices today"), (PHONES[1], "Prices today")])
+    drain_once(db, gateway)
+    rows = _rows(session)
+    assert {row.status for row in rows.values()} == {"unknown"}
+    fake.timeout_rate = 0.0
+    _make_due(session)
+    assert drain_once(db, gateway).claimed == 0
 
 
 def test_wrong_api_key_fails_every_recipient(db, session, fake) -> None:

@@ -144,3 +144,14 @@ def test_recover_stale_drops_bulletins_and_requeues_replies(session) -> None:
     assert bulletin.final_at is not None
     assert reply.status == "queued" and reply.next_attempt_at <= utcnow()
     assert fresh.status == "sending"
+
+
+def test_lost_answer_settles_bulletins_as_unknown_and_retries_replies(session) -> None:
+    from smsgw.messaging.outbox import SendResult, enqueue, record_result
+
+    bulletin = enqueue(session, to="+254700000001", text="Prices", purpose="bulletin", key="t:maybe:b")
+    reply = enqueue(session, to="+254700000001", text="Hi", purpose="reply", key="t:maybe:r")
+    for message in (bulletin, reply):
+        message.attempts = 1
+        record_result(message, SendResult(message.to_phone, "maybe", error="ReadTimeout"))
+    assert bulletin.status == "unknown" and reply.status == "queued"

@@ -106,8 +106,8 @@ def order_label(t: Text, order) -> str:
     return f"#{order.id} {verb} {order.commodity.short(t.lang)}"
 
 
-def order_summary(t: Text, order, totals, mine) -> str:
-    """An order's terms and where the group stands (and the caller's own quantity)."""
+def order_summary(t: Text, order, totals, mine, reference=None) -> str:
+    """An order's terms, where the group stands, the caller's quantity, the market price."""
     price = t.money(totals.unit_price, order.currency) if totals.unit_price else "-"
     text = t(
         "Order %(id)s %(crop)s %(price)s/%(unit)s by %(date)s. Total %(total)s/%(target)s (%(pct)s%%).",
@@ -122,6 +122,8 @@ def order_summary(t: Text, order, totals, mine) -> str:
     )
     if mine is not None:
         text += " " + t("You: %(qty)s.", qty=quantity(t, mine.order_quantity))
+    if reference is not None:
+        text += " " + t("Market: %(price)s.", price=t.money(reference, order.currency))
     return text
 
 

@@ -109,7 +109,7 @@ class SendResult:
     """What the gateway said about one recipient of one request."""
 
     phone: str
-    outcome: str  # "sent", "retry" or "failed"
+    outcome: str  # "sent", "retry", "failed", or "maybe" (sent or not: the answer was lost)
     message_id: str | None = None
     cost: str | None = None
     error: str = ""
@@ -136,7 +136,11 @@ def record_result(message: OutboundMessage, result: SendResult, now: dt.datetime
                 message.cost_currency = currency[:3] or None
             except decimal.InvalidOperation:
                 message.cost = None
-    elif result.outcome == "retry" and message.attempts < MAX_ATTEMPTS:
+    elif result.outcome == "maybe" and message.purpose in AT_MOST_ONCE:
+        message.status = "unknown"
+        message.final_at = now
+        message.last_error = result.error or "no answer from the gateway"
+    elif result.outcome in ("retry", "maybe") and message.attempts < MAX_ATTEMPTS:
         message.status = "queued"
         message.next_attempt_at = now + backoff(message.attempts)
         message.last_error = result.error

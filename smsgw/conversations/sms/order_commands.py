@@ -6,10 +6,13 @@ import decimal
 
 from smsgw.conversations import texts
 from smsgw.conversations.sms.commands import HANDLERS, Request, error_text
+from smsgw.conversations.sms.parser import load_vocabulary, parse
 from smsgw.db import utcnow
+from smsgw.models import BuyOffer, Commodity
 from smsgw.services import orders
 
 KIND_WORDS = {"sell": "sell", "vendre": "sell", "uza": "sell", "jaay": "sell", "buy": "buy", "acheter": "buy", "achat": "buy", "nunua": "buy", "jend": "buy"}
+OFFER_WORDS = {"offer", "offre", "ofa"}
 DEFAULT_DAYS = 7
 OPEN_FORMAT = "OPEN SELL 200 MAIZE 4300 14"
 
@@ -28,14 +31,23 @@ def _refused(request: Request, error: orders.OrderError) -> str:
     return texts.order_error(request.t, error.code)
 
 
+def _crop_in(request: Request, words: tuple[str, ...]) -> Commodity | None:
+    """The crop named among ``words``, with the parser's typo tolerance."""
+    found = parse("PRICE " + " ".join(w for w in words if not w.replace(",", "").replace(".", "").isdigit()), load_vocabulary(request.db))
+    return request.db.get(Commodity, found.commodity_id) if found.commodity_id else None
+
+
 def _open(request: Request) -> str:
-    """OPEN [SELL|BUY] <qty> <crop> <price> [days]."""
+    """OPEN [SELL|BUY] <qty> <crop> <price> [days], or OPEN OFFER <offer> <qty> [days]."""
     t, contact = request.t, request.contact
     groups = orders.led_groups(request.db, contact) if contact else []
     if not groups:
         return texts.order_error(t, "not_leader")
-    commodity = request.commodity()
-    numbers = [n for n in _numbers(request.parsed.args) if n > 0]
+    args = request.parsed.args
+    if args and args[0].lower() in OFFER_WORDS:
+        return _open_offer(request, groups[0], _numbers(args[1:]))
+    commodity = request.commodity() or _crop_in(request, args)
+    numbers = [n for n in _numbers(args) if n > 0]
     if request.parsed.quantity:
         numbers.insert(0, request.parsed.quantity)
     if commodity is None or len(numbers) < 2:
@@ -46,6 +58,23 @@ def _open(request: Request) -> str:
         order = orders.open_order(
             request.db, contact, groups[0], kind=kind, commodity=commodity, target_quantity=numbers[0],
             unit=commodity.default_unit, price=numbers[1], deadline=utcnow() + dt.timedelta(days=max(1, min(days, 60))),
+        )
+    except orders.OrderError as error:
+        return _refused(request, error)
+    return t("Order %(id)s is open. Members will get an SMS.", id=order.id)
+
+
+def _open_offer(request: Request, group, numbers: list[decimal.Decimal]) -> str:
+    """OPEN OFFER <offer id> <quantity> [days]: a sell order at a buyer's offer price."""
+    t = request.t
+    offer = request.db.get(BuyOffer, int(numbers[0])) if numbers and numbers[0] == int(numbers[0]) else None
+    if offer is None or offer.status != "open" or len(numbers) < 2:
+        return t("Format: OPEN OFFER <offer number> <quantity> [days]")
+    days = int(numbers[2]) if len(numbers) > 2 else DEFAULT_DAYS
+    try:
+        order = orders.open_order(
+            request.db, request.contact, group, kind="sell", commodity=offer.commodity, target_quantity=numbers[1],
+            unit=offer.unit, price=offer.price, deadline=utcnow() + dt.timedelta(days=max(1, min(days, 60))), offer=offer,
         )
     except orders.OrderError as error:
         return _refused(request, error)

@@ -123,7 +123,10 @@ class AfricasTalkingGateway:
             )
         except requests.RequestException as exc:
             log.warning("africastalking: %s for %d recipients", type(exc).__name__, len(recipients))
-            return _for_all(recipients, "retry", f"{type(exc).__name__}: {exc}")
+            # A read timeout means AT may have taken the request: the outbox decides,
+            # per purpose, whether that is worth the risk of a duplicate.
+            outcome = "maybe" if isinstance(exc, requests.ReadTimeout) else "retry"
+            return _for_all(recipients, outcome, f"{type(exc).__name__}: {exc}")
         except AfricasTalkingException as exc:
             status = self._recorder.status if self._recorder else None
             outcome = "failed" if status in PERMANENT_HTTP else "retry"

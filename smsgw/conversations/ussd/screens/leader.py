@@ -12,8 +12,8 @@ from smsgw.conversations.ussd.screens.orders import order_error, order_of
 from smsgw.conversations.ussd.screens.prices import CropList
 from smsgw.conversations.ussd.widgets import ConfirmScreen, ListScreen, NumberScreen, invalid, menu_text
 from smsgw.db import utcnow
-from smsgw.models import Commodity, GroupOrder, ProducerGroup
-from smsgw.services import orders
+from smsgw.models import BuyOffer, Commodity, GroupOrder, ProducerGroup
+from smsgw.services import offers, orders
 
 MAX_DAYS = 60
 
@@ -62,13 +62,38 @@ class LeaderKind(Screen):
     resumable = True
 
     def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
-        return menu_text(ctx, ctx.t("New group order:"), [ctx.t("Sell produce"), ctx.t("Buy inputs")])
+        options = [ctx.t("Sell produce"), ctx.t("Buy inputs")]
+        if offers.open_offers_for(ctx.db, ctx.contact, ctx.today):
+            options.append(ctx.t("Sell to a buyer's offer"))
+        return menu_text(ctx, ctx.t("New group order:"), options)
 
     def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
         if value in ("1", "2"):
             kind = "sell" if value == "1" else "buy"
             return Go("leader_crop_sell" if kind == "sell" else "leader_crop_buy", {**params, "kind": kind})
+        if value == "3" and offers.open_offers_for(ctx.db, ctx.contact, ctx.today):
+            return Go("leader_offer", {**params, "kind": "sell"})
         return invalid(ctx)
+
+
+@screen("leader_offer")
+class LeaderOffer(ListScreen):
+    """Open buyers' offers for the group's crops; choosing one sets crop, price and buyer."""
+
+    name = "leader_offer"
+    resumable = True
+
+    def title(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return ctx.t("Buyers' offers:")
+
+    def items(self, ctx: Ctx, params: dict[str, Any]) -> list[BuyOffer]:
+        return offers.open_offers_for(ctx.db, ctx.contact, ctx.today)
+
+    def label(self, ctx: Ctx, item: BuyOffer) -> str:
+        return f"{item.buyer.name[:14]} {item.commodity.short(ctx.lang)} {ctx.t.money(item.price, item.currency)}"
+
+    def chosen(self, ctx: Ctx, params: dict[str, Any], item: BuyOffer) -> Move:
+        return Go("leader_qty", {**params, "commodity": item.commodity_id, "offer": item.id, "price": str(item.price)})
 
 
 @screen("leader_crop_sell")
@@ -103,7 +128,8 @@ class LeaderQuantity(NumberScreen):
         return ctx.t("Target quantity of %(crop)s, in %(unit)s?", crop=crop.name(ctx.lang), unit=crop.default_unit.label(ctx.lang))
 
     def accept(self, ctx: Ctx, params: dict[str, Any], amount: decimal.Decimal) -> Move:
-        return Go("leader_price", {**params, "qty": str(amount)})
+        # An offer fixes the price; otherwise the leader gives one.
+        return Go("leader_days" if "offer" in params else "leader_price", {**params, "qty": str(amount)})
 
 
 @screen("leader_price")
@@ -163,6 +189,7 @@ class LeaderConfirm(ConfirmScreen):
                 unit=crop.default_unit,
                 price=decimal.Decimal(params["price"]),
                 deadline=utcnow() + dt.timedelta(days=params["days"]),
+                offer=ctx.db.get(BuyOffer, params["offer"]) if "offer" in params else None,
             )
             return order.id
 
@@ -201,7 +228,10 @@ class LeaderOrder(Screen):
 
     def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
         order = order_of(ctx, params)
-        summary = texts.order_summary(ctx.t, order, orders.totals(ctx.db, order), None)
+        reference = None
+        if order.offer is not None and order.group.market is not None:
+            reference = offers.reference_for(ctx.db, order.offer, order.group.market, ctx.today)
+        summary = texts.order_summary(ctx.t, order, orders.totals(ctx.db, order), None, reference)
         options = [ctx.t("Members")]
         if order.status == "open":
             options.append(ctx.t("Close"))
