@@ -4,6 +4,7 @@ The web app, the scheduler and the CLI each build their own engine from settings
 use one session per request or job. Nothing here imports Flask: the app factory wires
 ``Database`` into Flask through ``init_app``.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -43,14 +44,14 @@ class UTCDateTime(sa.TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(dt.timezone.utc)
+        return value.astimezone(dt.UTC)
 
     def process_result_value(self, value: dt.datetime | None, dialect: Any) -> Any:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
 
 
 Money = Annotated[decimal.Decimal, so.mapped_column(sa.Numeric(14, 2))]
@@ -61,7 +62,7 @@ Timestamp = Annotated[dt.datetime, so.mapped_column(UTCDateTime())]
 
 def utcnow() -> dt.datetime:
     """The current time as an aware UTC datetime."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class Base(so.DeclarativeBase):

@@ -4,13 +4,14 @@ Catalogs are read from ``locales/<lang>/LC_MESSAGES/messages.po`` and compiled i
 memory on first use, so a checkout runs without a separate compile step. A message
 missing from a catalog falls back to English (the msgid).
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import decimal
 import gettext
 import io
-from functools import lru_cache
+from functools import cache
 
 from babel.dates import format_date
 from babel.messages.mofile import write_mo
@@ -32,7 +33,7 @@ def N_(message: str) -> str:
     return message
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(lang: str) -> gettext.NullTranslations:
     """The compiled catalog for ``lang`` (English and unknown languages: identity)."""
     path = LOCALES_DIR / lang / "LC_MESSAGES" / "messages.po"

@@ -1,4 +1,5 @@
 """Schema migrations through Alembic, the only way the schema changes."""
+
 from __future__ import annotations
 
 import sqlalchemy as sa

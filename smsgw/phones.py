@@ -1,4 +1,5 @@
 """Phone numbers in E.164, normalised with ``phonenumbers`` wherever they enter."""
+
 from __future__ import annotations
 
 import phonenumbers

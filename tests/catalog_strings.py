@@ -1,8 +1,9 @@
 """English sentences of the gettext catalog, to spot untranslated text on screens."""
+
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 
 from babel.messages.extract import extract_from_dir
 
@@ -12,12 +13,14 @@ from smsgw.i18n import translations
 KEYWORDS = {"t": None, "N_": None, "plural": (1, 2)}
 
 
-@lru_cache(maxsize=None)
+@cache
 def msgids() -> tuple[str, ...]:
     """Every farmer-facing msgid in the code (what pybabel would extract)."""
     found = []
     method_map = [("smsgw/**.py", "python")]
-    for _file, _line, message, _comments, _context in extract_from_dir(str(PROJECT_ROOT), method_map, keywords=KEYWORDS):
+    for _file, _line, message, _comments, _context in extract_from_dir(
+        str(PROJECT_ROOT), method_map, keywords=KEYWORDS
+    ):
         found.extend(message if isinstance(message, tuple) else [message])
     return tuple(sorted(set(found)))
 

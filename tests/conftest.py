@@ -4,6 +4,7 @@ SQLite by default (a file under pytest's temp dir); PostgreSQL when TEST_DATABAS
 is set. The demo content is seeded once and committed; each test then runs inside a
 transaction that is rolled back, with a SAVEPOINT around every commit the code makes.
 """
+
 from __future__ import annotations
 
 import datetime as dt

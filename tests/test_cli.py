@@ -1,4 +1,5 @@
 """The ``smsgw`` command line: help everywhere, clear one-line errors."""
+
 from __future__ import annotations
 
 import os
@@ -39,9 +40,17 @@ def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
     ("args", "env", "message"),
     [
         (["init"], {"DATABASE_URL": "not a url"}, "DATABASE_URL is not a database URL"),
-        (["init"], {"DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}, "cannot use the database"),
+        (
+            ["init"],
+            {"DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"},
+            "cannot use the database",
+        ),
         (["simulate", "ussd", "--phone", "12"], {}, "not a valid phone number"),
-        (["serve"], {"SMSGW_ENV": "production", "SECRET_KEY": "", "WEBHOOK_TOKEN": ""}, "refusing to start"),
+        (
+            ["serve"],
+            {"SMSGW_ENV": "production", "SECRET_KEY": "", "WEBHOOK_TOKEN": ""},
+            "refusing to start",
+        ),
     ],
 )
 def test_errors_are_one_clear_line(args, env, message, database_url) -> None:

@@ -1,4 +1,5 @@
 """The foundation's contracts: config, database, migrations, seed, app factory."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,7 +27,10 @@ def test_models_and_migrations_agree(connection: sa.Connection) -> None:
 
 
 def _counts(session) -> dict[str, int]:
-    return {name: session.scalar(sa.select(sa.func.count()).select_from(table)) for name, table in Base.metadata.tables.items()}
+    return {
+        name: session.scalar(sa.select(sa.func.count()).select_from(table))
+        for name, table in Base.metadata.tables.items()
+    }
 
 
 def test_seed_twice_changes_nothing(session) -> None:
@@ -38,7 +42,9 @@ def test_seed_twice_changes_nothing(session) -> None:
 
 
 def test_seeded_prices_are_normalised_per_kg(session) -> None:
-    row = session.scalars(sa.select(PriceObservation).where(PriceObservation.kind == "wholesale").limit(1)).one()
+    row = session.scalars(
+        sa.select(PriceObservation).where(PriceObservation.kind == "wholesale").limit(1)
+    ).one()
     assert abs(row.price_per_base - row.amount / row.unit.factor) < Decimal("0.000001")
     assert row.status == "approved"
 
@@ -51,7 +57,14 @@ def test_production_refuses_to_start_without_secrets(monkeypatch: pytest.MonkeyP
 
 
 def test_production_starts_with_secrets(database_url: str) -> None:
-    app = create_app({"SMSGW_ENV": "production", "SECRET_KEY": "s" * 32, "WEBHOOK_TOKEN": "t" * 24, "DATABASE_URL": database_url})
+    app = create_app(
+        {
+            "SMSGW_ENV": "production",
+            "SECRET_KEY": "s" * 32,
+            "WEBHOOK_TOKEN": "t" * 24,
+            "DATABASE_URL": database_url,
+        }
+    )
     assert app.config["SMSGW_ENV"] == "production"
 
 

@@ -5,6 +5,7 @@ each message carries its (contact, kind, date) key, and the restarted scheduler 
 the unfinished run up at once. Runs on SQLite, and on PostgreSQL when TEST_DATABASE_URL
 is set, each in a database of its own (the processes commit for real).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -63,9 +64,30 @@ def kill_db(request, tmp_path) -> Iterator[Database]:
         maize = session.scalar(sa.select(Commodity).where(Commodity.code == "maize"))
         contacts = session.scalars(
             sa.insert(Contact).returning(Contact.id),
-            [{"phone": f"+2547200{i:05d}", "language": "sw", "consent": "granted", "home_market_id": nakuru.id, "language_chosen": True, "created_at": utcnow()} for i in range(EXTRA_SUBSCRIBERS)],
+            [
+                {
+                    "phone": f"+2547200{i:05d}",
+                    "language": "sw",
+                    "consent": "granted",
+                    "home_market_id": nakuru.id,
+                    "language_chosen": True,
+                    "created_at": utcnow(),
+                }
+                for i in range(EXTRA_SUBSCRIBERS)
+            ],
         ).all()
-        session.execute(sa.insert(Subscription), [{"contact_id": cid, "commodity_id": maize.id, "market_id": nakuru.id, "created_at": utcnow()} for cid in contacts])
+        session.execute(
+            sa.insert(Subscription),
+            [
+                {
+                    "contact_id": cid,
+                    "commodity_id": maize.id,
+                    "market_id": nakuru.id,
+                    "created_at": utcnow(),
+                }
+                for cid in contacts
+            ],
+        )
     yield db
     db.dispose()
     try:
@@ -75,14 +97,33 @@ def kill_db(request, tmp_path) -> Iterator[Database]:
 
 
 def _start(url: str) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": url, "BULLETIN_BATCH_PAUSE": "0.4", "SMSGW_GATEWAY": "console"}
-    return subprocess.Popen([sys.executable, "-m", "smsgw", "scheduler"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "BULLETIN_BATCH_PAUSE": "0.4",
+        "SMSGW_GATEWAY": "console",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "smsgw", "scheduler"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _state(db: Database) -> tuple[int, bool]:
     with db.session() as session:
-        count = session.scalar(sa.select(sa.func.count(OutboundMessage.id)).where(OutboundMessage.purpose == "bulletin", OutboundMessage.idempotency_key.like("bulletin:daily:%")))
-        finished = session.scalar(sa.select(BulletinRun.finished_at).join(Market).where(Market.code == "nakuru", BulletinRun.kind == "daily"))
+        count = session.scalar(
+            sa.select(sa.func.count(OutboundMessage.id)).where(
+                OutboundMessage.purpose == "bulletin",
+                OutboundMessage.idempotency_key.like("bulletin:daily:%"),
+            )
+        )
+        finished = session.scalar(
+            sa.select(BulletinRun.finished_at)
+            .join(Market)
+            .where(Market.code == "nakuru", BulletinRun.kind == "daily")
+        )
     return count, finished is not None
 
 
@@ -96,7 +137,9 @@ def _wait(predicate, timeout: float = 90.0) -> None:
 
 
 @pytest.mark.slow
-def test_killed_scheduler_restarts_and_sends_each_subscriber_one_bulletin(kill_db: Database) -> None:
+def test_killed_scheduler_restarts_and_sends_each_subscriber_one_bulletin(
+    kill_db: Database,
+) -> None:
     first = _start(kill_db.url)
     try:
         _wait(lambda: _state(kill_db)[0] > 0)
@@ -114,9 +157,22 @@ def test_killed_scheduler_restarts_and_sends_each_subscriber_one_bulletin(kill_d
         second.terminate()
         second.wait(timeout=20)
     with kill_db.session() as session:
-        rows = session.execute(sa.select(OutboundMessage.contact_id).where(OutboundMessage.purpose == "bulletin", OutboundMessage.idempotency_key.like("bulletin:daily:%"))).scalars().all()
+        rows = (
+            session.execute(
+                sa.select(OutboundMessage.contact_id).where(
+                    OutboundMessage.purpose == "bulletin",
+                    OutboundMessage.idempotency_key.like("bulletin:daily:%"),
+                )
+            )
+            .scalars()
+            .all()
+        )
         subscribers = session.scalar(
-            sa.select(sa.func.count(Contact.id)).where(Contact.home_market.has(Market.code == "nakuru"), Contact.consent != "withdrawn", sa.exists().where(Subscription.contact_id == Contact.id))
+            sa.select(sa.func.count(Contact.id)).where(
+                Contact.home_market.has(Market.code == "nakuru"),
+                Contact.consent != "withdrawn",
+                sa.exists().where(Subscription.contact_id == Contact.id),
+            )
         )
     assert 0 < queued_at_kill < len(rows)
     assert len(rows) == len(set(rows)) == subscribers >= EXTRA_SUBSCRIBERS

@@ -4,6 +4,7 @@ Each msgid is rendered with long but real values for its placeholders (the longe
 crop and market names of the demo catalog, five-digit prices) in every language, then
 normalised as the outbox does; it must stay GSM-7 and within 160 characters.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,7 +14,6 @@ import pytest
 from smsgw.config import LANGUAGES
 from smsgw.i18n import Text
 from smsgw.messaging.encoding import measure, normalize
-
 from tests.catalog_strings import msgids
 
 VALUES = {
@@ -63,7 +63,9 @@ def test_every_message_fits_one_sms(lang: str) -> None:
         names = set(PLACEHOLDER.findall(msgid))
         unknown = names - set(VALUES)
         assert not unknown, f"add sample values for {unknown} ({msgid!r})"
-        text = normalize(t(msgid, **{name: VALUES[name] for name in names}) if names else t(msgid), lang)
+        text = normalize(
+            t(msgid, **{name: VALUES[name] for name in names}) if names else t(msgid), lang
+        )
         encoded = measure(text)
         if encoded.encoding != "gsm7" or encoded.units > 160:
             too_long.append((encoded.units, text))

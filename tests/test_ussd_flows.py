@@ -1,4 +1,5 @@
 """USSD flows end to end through POST /at/ussd: effects happen once, data is right."""
+
 from __future__ import annotations
 
 import decimal
@@ -7,7 +8,15 @@ import itertools
 import pytest
 import sqlalchemy as sa
 
-from smsgw.models import Commitment, Contact, GroupOrder, OutboundMessage, SaleReport, Subscription, UssdSession
+from smsgw.models import (
+    Commitment,
+    Contact,
+    GroupOrder,
+    OutboundMessage,
+    SaleReport,
+    Subscription,
+    UssdSession,
+)
 
 LEADER, MEMBER = "+254700000001", "+254700000002"
 _ids = itertools.count()
@@ -34,7 +43,14 @@ class Phone:
         return self._post()
 
     def _post(self) -> str:
-        response = self.client.post("/at/ussd", data={"sessionId": self.session_id, "phoneNumber": self.phone, "text": "*".join(self.inputs)})
+        response = self.client.post(
+            "/at/ussd",
+            data={
+                "sessionId": self.session_id,
+                "phoneNumber": self.phone,
+                "text": "*".join(self.inputs),
+            },
+        )
         assert response.status_code == 200
         return response.get_data(as_text=True)
 
@@ -55,20 +71,26 @@ def test_price_shows_trend_and_best_market_then_subscribes_once(client, session)
     assert end.startswith("END Done")
     phone.repeat()
     contact = session.scalar(sa.select(Contact).where(Contact.phone == LEADER))
-    subs = session.scalars(sa.select(Subscription).where(Subscription.contact_id == contact.id)).all()
+    subs = session.scalars(
+        sa.select(Subscription).where(Subscription.contact_id == contact.id)
+    ).all()
     assert len(subs) == 3  # two from the demo content, one added once
 
 
 def test_sale_report_is_stored_once_with_per_kg_price(client, session) -> None:
     phone = Phone(client, LEADER)
-    phone.dial("4", "1", "1", "10", "4300", "1")  # sale -> maize -> 90kg bag -> 10 -> 4300 -> trader
+    phone.dial(
+        "4", "1", "1", "10", "4300", "1"
+    )  # sale -> maize -> 90kg bag -> 10 -> 4300 -> trader
     end = phone.dial("1")
     assert end.startswith("END Thank you"), end
     phone.repeat()
     reports = session.scalars(sa.select(SaleReport).where(SaleReport.channel == "ussd")).all()
     assert len(reports) == 1
     report = reports[0]
-    assert report.quantity == 10 and report.price == 4300 and report.buyer_type == "farm_gate_trader"
+    assert (
+        report.quantity == 10 and report.price == 4300 and report.buyer_type == "farm_gate_trader"
+    )
     assert abs(report.price_per_base - decimal.Decimal("4300") / 90) < decimal.Decimal("0.001")
 
 
@@ -99,7 +121,9 @@ def test_back_and_home_work_at_depth(client) -> None:
 def test_leader_opens_member_commits_leader_closes(client, session) -> None:
     leader = Phone(client, LEADER)
     leader_tools = _menu_number(leader.dial(), "Leader")
-    leader.dial(leader_tools, "1", "1", "1", "200", "4300", "14")  # open -> sell -> maize -> 200 -> 4300 -> 14 days
+    leader.dial(
+        leader_tools, "1", "1", "1", "200", "4300", "14"
+    )  # open -> sell -> maize -> 200 -> 4300 -> 14 days
     end = leader.dial("1")
     assert end.startswith("END Order"), end
     order = session.scalars(sa.select(GroupOrder).order_by(GroupOrder.id.desc())).first()
@@ -114,7 +138,12 @@ def test_leader_opens_member_commits_leader_closes(client, session) -> None:
     member.repeat()
     session.refresh(order)
     assert order.committed_total == 15
-    assert session.scalar(sa.select(sa.func.count(Commitment.id)).where(Commitment.order_id == order.id)) == 1
+    assert (
+        session.scalar(
+            sa.select(sa.func.count(Commitment.id)).where(Commitment.order_id == order.id)
+        )
+        == 1
+    )
 
     closer = Phone(client, LEADER)
     screen = closer.dial(leader_tools, "2")
@@ -122,15 +151,26 @@ def test_leader_opens_member_commits_leader_closes(client, session) -> None:
     assert closer.dial("1").startswith("END Order")
     session.refresh(order)
     assert order.status == "closed"
-    receipts = session.scalars(sa.select(OutboundMessage).where(OutboundMessage.idempotency_key.like(f"order:{order.id}:%"))).all()
-    closing = [m for m in receipts if m.to_phone == MEMBER and m.idempotency_key.startswith(f"order:{order.id}:closed:")]
+    receipts = session.scalars(
+        sa.select(OutboundMessage).where(
+            OutboundMessage.idempotency_key.like(f"order:{order.id}:%")
+        )
+    ).all()
+    closing = [
+        m
+        for m in receipts
+        if m.to_phone == MEMBER and m.idempotency_key.startswith(f"order:{order.id}:closed:")
+    ]
     assert len(closing) == 1 and "15" in closing[0].text, [m.text for m in receipts]
 
 
 def test_dropped_sale_report_resumes(client, session) -> None:
     first = Phone(client, LEADER)
     first.dial("4", "1", "1", "12")  # dropped on the price screen
-    client.post("/at/ussd/events", data={"sessionId": first.session_id, "status": "Incomplete", "phoneNumber": LEADER})
+    client.post(
+        "/at/ussd/events",
+        data={"sessionId": first.session_id, "status": "Incomplete", "phoneNumber": LEADER},
+    )
     second = Phone(client, LEADER)
     offer = second.dial()
     assert "Continue" in offer
@@ -141,9 +181,23 @@ def test_dropped_sale_report_resumes(client, session) -> None:
     assert "Continue" not in again.dial()  # offered once, and the finished flow is not offered
 
 
-@pytest.mark.parametrize("text", ["*", "1**", "**********", "abc", "1*" * 250, "9*9*9*9", "\x00\x01", "1*2*3*4*5*6*7*8*9*0*00*1"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "*",
+        "1**",
+        "**********",
+        "abc",
+        "1*" * 250,
+        "9*9*9*9",
+        "\x00\x01",
+        "1*2*3*4*5*6*7*8*9*0*00*1",
+    ],
+)
 def test_garbage_never_breaks(client, text: str) -> None:
-    response = client.post("/at/ussd", data={"sessionId": f"junk-{next(_ids)}", "phoneNumber": LEADER, "text": text})
+    response = client.post(
+        "/at/ussd", data={"sessionId": f"junk-{next(_ids)}", "phoneNumber": LEADER, "text": text}
+    )
     assert response.status_code == 200
     assert response.get_data(as_text=True)[:4] in ("CON ", "END ")
 
@@ -159,4 +213,9 @@ def test_unregistered_caller_registers_on_the_spot(client, session) -> None:
     assert "Choose a crop" in screen
     contact = session.scalar(sa.select(Contact).where(Contact.phone == "+254711000999"))
     assert contact.name == "Achieng Otieno" and contact.home_market_id is not None
-    assert session.scalar(sa.select(UssdSession.hops).where(UssdSession.session_id == phone.session_id)) >= 4
+    assert (
+        session.scalar(
+            sa.select(UssdSession.hops).where(UssdSession.session_id == phone.session_id)
+        )
+        >= 4
+    )

@@ -5,6 +5,7 @@ leader and a first-time caller in each language: every answer is 200 text/plain,
 starts with CON or END, shows at most 160 GSM-7 characters, and a non-English screen
 shows no English sentence that has a translation.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -15,10 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from smsgw.config import LANGUAGES
-from smsgw.i18n import translations
 from smsgw.messaging.encoding import is_gsm7
 from smsgw.models import Contact
-
 from tests.catalog_strings import english_fragments
 
 INPUTS = [str(n) for n in range(1, 10)] + ["0", "00", "x"]
@@ -40,7 +39,12 @@ def _walk(client, phone: str, reset) -> dict[str, str]:
         path = queue.popleft()
         response = client.post(
             "/at/ussd",
-            data={"sessionId": f"bfs-{next(counter)}", "phoneNumber": phone, "serviceCode": "*384#", "text": path},
+            data={
+                "sessionId": f"bfs-{next(counter)}",
+                "phoneNumber": phone,
+                "serviceCode": "*384#",
+                "text": path,
+            },
         )
         reset()  # the walk may change the caller's language or consent: put them back
         assert response.status_code == 200, path
@@ -85,5 +89,7 @@ def test_every_screen_fits_and_is_translated(bfs_app, client, session, who: str,
 
 
 def test_first_time_caller_sees_language_choice_first(client) -> None:
-    body = client.post("/at/ussd", data={"sessionId": "ft", "phoneNumber": "+254711223344", "text": ""}).get_data(as_text=True)
+    body = client.post(
+        "/at/ussd", data={"sessionId": "ft", "phoneNumber": "+254711223344", "text": ""}
+    ).get_data(as_text=True)
     assert re.search(r"1 English\n2 Francais\n3 Kiswahili\n4 Wolof", body)

@@ -1,4 +1,5 @@
 """POST /at/sms and /at/delivery: stored once, one reply, STOP honoured, caps hold."""
+
 from __future__ import annotations
 
 import itertools
@@ -6,20 +7,48 @@ import itertools
 import pytest
 import sqlalchemy as sa
 
-from smsgw.models import Contact, InboundMessage, OutboundMessage, PriceObservation, SaleReport, Subscription
+from smsgw.models import (
+    Contact,
+    InboundMessage,
+    OutboundMessage,
+    PriceObservation,
+    SaleReport,
+    Subscription,
+)
 
 _ids = itertools.count()
-FARMER, SWAHILI, SENEGAL, REPORTER = "+254700000001", "+254700000002", "+221770000001", "+254700000010"
+FARMER, SWAHILI, SENEGAL, REPORTER = (
+    "+254700000001",
+    "+254700000002",
+    "+221770000001",
+    "+254700000010",
+)
 
 
 def send(client, phone: str, text: str, gateway_id: str | None = None):
     """Post one inbound SMS as AT does."""
-    return client.post("/at/sms", data={"from": phone, "to": "22384", "text": text, "date": "2026-11-22 06:00:00", "id": gateway_id or f"at-{next(_ids)}", "linkId": ""})
+    return client.post(
+        "/at/sms",
+        data={
+            "from": phone,
+            "to": "22384",
+            "text": text,
+            "date": "2026-11-22 06:00:00",
+            "id": gateway_id or f"at-{next(_ids)}",
+            "linkId": "",
+        },
+    )
 
 
 def replies(session, phone: str) -> list[str]:
     """The reply texts queued for ``phone``, oldest first."""
-    return list(session.scalars(sa.select(OutboundMessage.text).where(OutboundMessage.to_phone == phone, OutboundMessage.purpose == "reply").order_by(OutboundMessage.id)).all())
+    return list(
+        session.scalars(
+            sa.select(OutboundMessage.text)
+            .where(OutboundMessage.to_phone == phone, OutboundMessage.purpose == "reply")
+            .order_by(OutboundMessage.id)
+        ).all()
+    )
 
 
 @pytest.mark.parametrize(
@@ -48,7 +77,14 @@ def test_commands_reply_in_one_sms(client, session, phone, text, expected) -> No
 def test_same_id_ten_times_is_one_message_and_one_reply(client, session) -> None:
     for _ in range(10):
         assert send(client, FARMER, "PRICE MAIZE", gateway_id="ATXid_dup").status_code == 200
-    assert session.scalar(sa.select(sa.func.count(InboundMessage.id)).where(InboundMessage.gateway_id == "ATXid_dup")) == 1
+    assert (
+        session.scalar(
+            sa.select(sa.func.count(InboundMessage.id)).where(
+                InboundMessage.gateway_id == "ATXid_dup"
+            )
+        )
+        == 1
+    )
     assert len(replies(session, FARMER)) == 1
 
 
@@ -68,7 +104,10 @@ def test_stop_silences_at_once_and_is_acknowledged_once(client, session) -> None
 def test_sub_and_unsub(client, session) -> None:
     send(client, FARMER, "SUB POTATOES NAIROBI")
     contact = session.scalar(sa.select(Contact).where(Contact.phone == FARMER))
-    count = lambda: session.scalar(sa.select(sa.func.count(Subscription.id)).where(Subscription.contact_id == contact.id))  # noqa: E731
+    def count():
+        return session.scalar(
+            sa.select(sa.func.count(Subscription.id)).where(Subscription.contact_id == contact.id)
+        )  # noqa: E731
     assert count() == 3
     send(client, FARMER, "UNSUB POTATOES")
     assert count() == 2
@@ -111,7 +150,10 @@ def test_unknown_text_stops_getting_replies(client, session) -> None:
 def test_numbers_outside_allowed_prefixes_get_no_reply(client, session) -> None:
     send(client, "+12025550123", "HELP")
     assert replies(session, "+12025550123") == []
-    assert session.scalar(sa.select(InboundMessage).where(InboundMessage.from_phone == "+12025550123")) is not None
+    assert (
+        session.scalar(sa.select(InboundMessage).where(InboundMessage.from_phone == "+12025550123"))
+        is not None
+    )
 
 
 def test_automated_messages_get_no_reply(client, session) -> None:
@@ -119,7 +161,9 @@ def test_automated_messages_get_no_reply(client, session) -> None:
     assert replies(session, FARMER) == []
 
 
-@pytest.mark.parametrize("fields", [{}, {"from": "x", "id": "1", "text": "HELP"}, {"from": FARMER, "text": "HELP"}])
+@pytest.mark.parametrize(
+    "fields", [{}, {"from": "x", "id": "1", "text": "HELP"}, {"from": FARMER, "text": "HELP"}]
+)
 def test_bad_callbacks_answer_200_and_store_nothing(client, session, fields) -> None:
     before = session.scalar(sa.select(sa.func.count(InboundMessage.id)))
     assert client.post("/at/sms", data=fields).status_code == 200
@@ -127,4 +171,9 @@ def test_bad_callbacks_answer_200_and_store_nothing(client, session, fields) -> 
 
 
 def test_delivery_callback_answers_200_for_unknown_ids(client) -> None:
-    assert client.post("/at/delivery", data={"id": "nope", "status": "Success", "phoneNumber": FARMER}).status_code == 200
+    assert (
+        client.post(
+            "/at/delivery", data={"id": "nope", "status": "Success", "phoneNumber": FARMER}
+        ).status_code
+        == 200
+    )

@@ -1,4 +1,5 @@
 """POST /at/ussd and /at/ussd/events as Africa's Talking calls them."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,7 +33,9 @@ def test_first_time_caller_chooses_language_then_sees_menu(app, client) -> None:
         assert menu.startswith("CON 1 ")
     with app.app_context():
         with get_db().session() as session:
-            contacts = session.scalars(sa.select(Contact).where(Contact.phone == "+254700000077")).all()
+            contacts = session.scalars(
+                sa.select(Contact).where(Contact.phone == "+254700000077")
+            ).all()
             assert [(c.language, c.language_chosen) for c in contacts] == [("sw", True)]
 
 
@@ -61,7 +64,13 @@ def test_token_is_required_when_set(app, client) -> None:
 def test_end_event_is_stored_even_for_unknown_session(app, client) -> None:
     response = client.post(
         "/at/ussd/events",
-        data={"sessionId": "ghost", "status": "Incomplete", "phoneNumber": "+254700000001", "durationInMillis": "4200", "input": "1*2"},
+        data={
+            "sessionId": "ghost",
+            "status": "Incomplete",
+            "phoneNumber": "+254700000001",
+            "durationInMillis": "4200",
+            "input": "1*2",
+        },
     )
     assert response.status_code == 200
     with app.app_context():

@@ -1,4 +1,5 @@
 """Bulletin texts: as much useful price news as fits one GSM-7 SMS in the farmer's language."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -6,12 +7,12 @@ import datetime as dt
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from smsgw.conversations.texts import grades_sms
 from smsgw.i18n import Text
 from smsgw.messaging.encoding import encode_for_sms
-from smsgw.conversations.texts import grades_sms
 from smsgw.models import Buyer, BuyOffer, Contact, Market
-from smsgw.services.catalog import grades_for
 from smsgw.services import prices
+from smsgw.services.catalog import grades_for
 
 MAX_ITEMS = 3
 BUDGET = 160
@@ -57,7 +58,9 @@ def _quotes(session: so.Session, sub, day: dt.date, cache: dict | None) -> tuple
     return found
 
 
-def daily_text(session: so.Session, contact: Contact, day: dt.date, stale_days: int, cache: dict | None = None) -> str | None:
+def daily_text(
+    session: so.Session, contact: Contact, day: dt.date, stale_days: int, cache: dict | None = None
+) -> str | None:
     """Today's prices for the contact's alerts, or None when nothing fresh is known.
 
     ``cache`` (one dict per bulletin run) keeps each market's quote once for all its
@@ -75,13 +78,24 @@ def daily_text(session: so.Session, contact: Contact, day: dt.date, stale_days: 
         extras = []
         if quote.week_change_pct is not None:
             extras.append(t.percent(quote.week_change_pct))
-        if best is not None and (best.amount - quote.amount) * 100 >= quote.amount * TRANSPORT_MARGIN_PCT:
-            extras.append(t("best %(market)s %(price)s", market=best.market.short_name, price=t.money(best.amount, best.currency)))
+        if (
+            best is not None
+            and (best.amount - quote.amount) * 100 >= quote.amount * TRANSPORT_MARGIN_PCT
+        ):
+            extras.append(
+                t(
+                    "best %(market)s %(price)s",
+                    market=best.market.short_name,
+                    price=t.money(best.amount, best.currency),
+                )
+            )
         items.append([core, *extras])
     return _assemble(t("Prices %(date)s:", date=t.date(day)), items, t.lang)
 
 
-def weekly_text(session: so.Session, contact: Contact, day: dt.date, stale_days: int, cache: dict | None = None) -> str | None:
+def weekly_text(
+    session: so.Session, contact: Contact, day: dt.date, stale_days: int, cache: dict | None = None
+) -> str | None:
     """Open buyer offers for the contact's crops, else the grades of their first crop."""
     t = Text(contact.language)
     commodity_ids = {sub.commodity_id for sub in contact.subscriptions}
@@ -90,7 +104,11 @@ def weekly_text(session: so.Session, contact: Contact, day: dt.date, stale_days:
         sa.select(BuyOffer)
         .join(Buyer, Buyer.id == BuyOffer.buyer_id)
         .join(Market, Market.id == Buyer.market_id)
-        .where(BuyOffer.commodity_id.in_(commodity_ids), BuyOffer.status == "open", BuyOffer.window_end >= day)
+        .where(
+            BuyOffer.commodity_id.in_(commodity_ids),
+            BuyOffer.status == "open",
+            BuyOffer.window_end >= day,
+        )
         .order_by(BuyOffer.price.desc())
     )
     if country:
@@ -99,7 +117,9 @@ def weekly_text(session: so.Session, contact: Contact, day: dt.date, stale_days:
     for offer in session.scalars(query).all()[:MAX_ITEMS]:
         grade = f" {offer.grade.code}" if offer.grade else ""
         core = f"{offer.buyer.name}: {offer.commodity.short(t.lang)}{grade} {t.money(offer.price, offer.currency)}/{offer.unit.label(t.lang)}"
-        items.append([core, t("until %(date)s", date=t.date(offer.window_end)), offer.delivery_place])
+        items.append(
+            [core, t("until %(date)s", date=t.date(offer.window_end)), offer.delivery_place]
+        )
     if items:
         return _assemble(t("Buyers this week:"), items, t.lang)
     # No buyer is asking: the week's note is the grade rules of the first crop instead.

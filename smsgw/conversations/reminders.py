@@ -1,4 +1,5 @@
 """Deadline reminders for members who have not committed to an open group order."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,6 +27,14 @@ def send_reminders(session: so.Session, now: dt.datetime) -> int:
             target=quantity(t, progress.target),
             unit=order.unit.label(t.lang),
         )
-        outbox.enqueue(session, to=member.phone, text=text, purpose="order", key=f"order:{order.id}:reminder:{member.id}", lang=t.lang, contact_id=member.id)
+        outbox.enqueue(
+            session,
+            to=member.phone,
+            text=text,
+            purpose="order",
+            key=f"order:{order.id}:reminder:{member.id}",
+            lang=t.lang,
+            contact_id=member.id,
+        )
         count += 1
     return count

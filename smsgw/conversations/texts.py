@@ -1,4 +1,5 @@
 """Farmer-facing sentences shared by USSD screens, SMS replies and bulletins."""
+
 from __future__ import annotations
 
 from smsgw.i18n import N_, Text
@@ -44,7 +45,15 @@ def price_line(t: Text, quote: Quote, best: Quote | None, budget: int = 160) -> 
             line += ", " + t("%(change)s in a week", change=t.percent(quote.week_change_pct))
         if best is not None:
             best_name = best.market.short_name if short else best.market.name
-            with_best = line + ". " + t("Best: %(market)s %(price)s", market=best_name, price=t.money(best.amount, best.currency))
+            with_best = (
+                line
+                + ". "
+                + t(
+                    "Best: %(market)s %(price)s",
+                    market=best_name,
+                    price=t.money(best.amount, best.currency),
+                )
+            )
             if len(with_best) <= budget:
                 return with_best
         if len(line) <= budget:
@@ -68,13 +77,26 @@ def _digits(value) -> int:
 
 def grade_limits(t: Text, commodity: Commodity, grade: Grade) -> str:
     """A grade and its measurable limits, for a USSD screen."""
-    head = t("%(crop)s %(grade)s (%(standard)s), price %(diff)s:", crop=commodity.name(t.lang), grade=grade.code, standard=grade.standard, diff=t.percent(grade.price_diff_pct))
+    head = t(
+        "%(crop)s %(grade)s (%(standard)s), price %(diff)s:",
+        crop=commodity.name(t.lang),
+        grade=grade.code,
+        standard=grade.standard,
+        diff=t.percent(grade.price_diff_pct),
+    )
     return head + "\n" + ", ".join(_limit(t, limit) for limit in grade.limits[:4])
 
 
 def grade_sms(t: Text, commodity: Commodity, grade: Grade) -> str:
     """A grade's requirements as one SMS."""
-    return t("%(crop)s %(grade)s (%(standard)s): %(text)s Price %(diff)s.", crop=commodity.name(t.lang), grade=grade.code, standard=grade.standard, text=grade.requirement(t.lang), diff=t.percent(grade.price_diff_pct))
+    return t(
+        "%(crop)s %(grade)s (%(standard)s): %(text)s Price %(diff)s.",
+        crop=commodity.name(t.lang),
+        grade=grade.code,
+        standard=grade.standard,
+        text=grade.requirement(t.lang),
+        diff=t.percent(grade.price_diff_pct),
+    )
 
 
 ORDER_ERRORS = {
@@ -144,7 +166,11 @@ def grades_sms(t: Text, commodity: Commodity, grades: list[Grade]) -> str:
     diffs = ", ".join(f"{g.code} {t.percent(g.price_diff_pct)}" for g in grades)
     text = f"{head} {diffs}."
     for limit in grades[0].limits:
-        candidate = f"{text} {grades[0].code}: {_limit(t, limit)}" if text.endswith(".") else f"{text}, {_limit(t, limit)}"
+        candidate = (
+            f"{text} {grades[0].code}: {_limit(t, limit)}"
+            if text.endswith(".")
+            else f"{text}, {_limit(t, limit)}"
+        )
         if len(candidate) > 160:
             break
         text = candidate

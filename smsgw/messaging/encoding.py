@@ -5,6 +5,7 @@ A GSM-7 segment holds 160 septets (153 when concatenated); extension characters
 whole message: 70 characters (67 concatenated), so one stray smart quote can triple
 the cost of a bulletin. The ``gsm0338`` codec is the single source of the alphabet.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,11 +19,26 @@ UCS2_SINGLE, UCS2_MULTI = 70, 67
 
 # Punctuation and spaces that phones and word processors produce, with GSM-7 stand-ins.
 _PUNCTUATION = {
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'",
-    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"',
-    "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u2026": "...",
-    "\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u2007": " ", "\u200b": "",
-    "\u2022": "-", "\u00b7": ".",
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201a": "'",
+    "\u201b": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "\u00ab": '"',
+    "\u00bb": '"',
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u2212": "-",
+    "\u2026": "...",
+    "\u00a0": " ",
+    "\u202f": " ",
+    "\u2009": " ",
+    "\u2007": " ",
+    "\u200b": "",
+    "\u2022": "-",
+    "\u00b7": ".",
 }
 # Languages written in Latin script, where dropping a diacritic keeps the word readable.
 _LATIN_LANGS = {"en", "fr", "sw", "wo"}

@@ -1,4 +1,5 @@
 """All tables, imported in one place so metadata is complete for Alembic and tests."""
+
 from smsgw.models.audit import AuditEntry
 from smsgw.models.catalog import (
     Commodity,

@@ -1,4 +1,5 @@
 """The audit log: who changed what, with the values before and after."""
+
 from __future__ import annotations
 
 import datetime as dt

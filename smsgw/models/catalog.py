@@ -1,4 +1,5 @@
 """Catalog tables: commodities, units, markets, grades and their limits."""
+
 from __future__ import annotations
 
 import decimal
@@ -54,11 +55,7 @@ class Commodity(Base):
     """A crop or an input, with its names per language."""
 
     __tablename__ = "commodity"
-    __table_args__ = (
-        sa.CheckConstraint(
-            "kind IN ('produce', 'input')", name="kind_known"
-        ),
-    )
+    __table_args__ = (sa.CheckConstraint("kind IN ('produce', 'input')", name="kind_known"),)
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     code: so.Mapped[str] = so.mapped_column(sa.String(40), unique=True)
@@ -177,9 +174,7 @@ class GradeLimit(Base):
     __tablename__ = "grade_limit"
     __table_args__ = (
         sa.UniqueConstraint("grade_id", "parameter"),
-        sa.CheckConstraint(
-            "min_value IS NOT NULL OR max_value IS NOT NULL", name="has_bound"
-        ),
+        sa.CheckConstraint("min_value IS NOT NULL OR max_value IS NOT NULL", name="has_bound"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)

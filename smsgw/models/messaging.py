@@ -1,4 +1,5 @@
 """Messages on the wire: inbound SMS, the outbox, delivery reports, USSD sessions, bulletin runs."""
+
 from __future__ import annotations
 
 import datetime as dt

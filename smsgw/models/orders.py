@@ -1,4 +1,5 @@
 """Group orders: a group sells produce or buys inputs as one, members commit quantities."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -107,9 +108,7 @@ class OrderPriceTier(Base):
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
-    order_id: so.Mapped[int] = so.mapped_column(
-        sa.ForeignKey("group_order.id", ondelete="CASCADE")
-    )
+    order_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("group_order.id", ondelete="CASCADE"))
     min_quantity: so.Mapped[Quantity]
     unit_price: so.Mapped[Money]
 

@@ -1,4 +1,5 @@
 """People: farmers and other contacts, producer groups, buyers, reporters, operators."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -24,9 +25,7 @@ class Contact(Base):
     __table_args__ = (
         sa.CheckConstraint(LANG_CHECK, name="language_known"),
         sa.CheckConstraint("phone LIKE '+%'", name="phone_e164"),
-        sa.CheckConstraint(
-            "consent IN ('unknown', 'granted', 'withdrawn')", name="consent_known"
-        ),
+        sa.CheckConstraint("consent IN ('unknown', 'granted', 'withdrawn')", name="consent_known"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -72,9 +71,7 @@ class ProducerGroup(Base):
     memberships: so.Mapped[list[Membership]] = so.relationship(
         back_populates="group", cascade="all, delete-orphan"
     )
-    commodities: so.Mapped[list[Commodity]] = so.relationship(
-        secondary="group_commodity"
-    )
+    commodities: so.Mapped[list[Commodity]] = so.relationship(secondary="group_commodity")
 
 
 class GroupCommodity(Base):
@@ -85,9 +82,7 @@ class GroupCommodity(Base):
     group_id: so.Mapped[int] = so.mapped_column(
         sa.ForeignKey("producer_group.id", ondelete="CASCADE"), primary_key=True
     )
-    commodity_id: so.Mapped[int] = so.mapped_column(
-        sa.ForeignKey("commodity.id"), primary_key=True
-    )
+    commodity_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("commodity.id"), primary_key=True)
 
 
 class Membership(Base):
@@ -162,9 +157,7 @@ class PriceReporter(Base):
     active: so.Mapped[bool] = so.mapped_column(default=True)
 
     contact: so.Mapped[Contact] = so.relationship()
-    markets: so.Mapped[list[Market]] = so.relationship(
-        secondary="reporter_market"
-    )
+    markets: so.Mapped[list[Market]] = so.relationship(secondary="reporter_market")
 
 
 class ReporterMarket(Base):

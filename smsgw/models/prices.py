@@ -1,4 +1,5 @@
 """Price observations: what a commodity cost in a market on a day, and whether it is published."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,12 +27,8 @@ class PriceObservation(Base):
     __table_args__ = (
         sa.CheckConstraint("amount > 0", name="amount_positive"),
         sa.CheckConstraint("price_per_base > 0", name="per_base_positive"),
-        sa.CheckConstraint(
-            "kind IN ('wholesale', 'retail', 'farm_gate')", name="kind_known"
-        ),
-        sa.CheckConstraint(
-            "status IN ('pending', 'approved', 'rejected')", name="status_known"
-        ),
+        sa.CheckConstraint("kind IN ('wholesale', 'retail', 'farm_gate')", name="kind_known"),
+        sa.CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status_known"),
         sa.CheckConstraint("length(currency) = 3", name="currency_iso"),
         sa.UniqueConstraint("source", "source_ref"),
         sa.Index(

@@ -1,4 +1,5 @@
 """Sale reports: what a farmer sold, for how much, to whom. The analytics rest on these."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -6,6 +6,7 @@ twice, two schedulers, or a crash and restart in the middle never skips nor repe
 anyone. Subscribers are read in id-ordered batches, each committed on its own, so memory
 stays flat whatever their number.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -53,7 +54,11 @@ class Policy:
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Policy:
         """The policy configured in ``settings``."""
-        pairs = [item.split("=", 1) for item in str(settings.get("SMSGW_SENDER_IDS", "")).split(",") if "=" in item]
+        pairs = [
+            item.split("=", 1)
+            for item in str(settings.get("SMSGW_SENDER_IDS", "")).split(",")
+            if "=" in item
+        ]
         return cls(
             stale_days=int(settings.get("BULLETIN_STALE_DAYS", 7)),
             quiet_start=int(settings.get("BULLETIN_QUIET_START", 21)),
@@ -69,7 +74,9 @@ class Policy:
         if not quiet:
             return now
         day = local.date() + dt.timedelta(days=1 if local.hour >= self.quiet_start else 0)
-        return dt.datetime.combine(day, dt.time(self.quiet_end), ZoneInfo(market.timezone)).astimezone(dt.timezone.utc)
+        return dt.datetime.combine(
+            day, dt.time(self.quiet_end), ZoneInfo(market.timezone)
+        ).astimezone(dt.UTC)
 
 
 def bulletin_market(contact: Contact) -> int | None:
@@ -98,7 +105,10 @@ def _recipients(session: so.Session, market: Market, after_id: int) -> list[Cont
         )
         .order_by(Contact.id)
         .limit(BATCH)
-        .options(so.selectinload(Contact.subscriptions).joinedload(Subscription.commodity), so.selectinload(Contact.subscriptions).joinedload(Subscription.market))
+        .options(
+            so.selectinload(Contact.subscriptions).joinedload(Subscription.commodity),
+            so.selectinload(Contact.subscriptions).joinedload(Subscription.market),
+        )
     )
     return list(session.scalars(query).all())
 
@@ -106,7 +116,13 @@ def _recipients(session: so.Session, market: Market, after_id: int) -> list[Cont
 def _claim(db: Database, kind: str, market_id: int, day: dt.date) -> bool:
     """Take the run; False if it already finished (a second scheduler or a repeat)."""
     with db.session() as session:
-        run = session.scalar(sa.select(BulletinRun).where(BulletinRun.kind == kind, BulletinRun.market_id == market_id, BulletinRun.run_date == day))
+        run = session.scalar(
+            sa.select(BulletinRun).where(
+                BulletinRun.kind == kind,
+                BulletinRun.market_id == market_id,
+                BulletinRun.run_date == day,
+            )
+        )
         if run is not None:
             return run.finished_at is None  # unfinished: a crashed run, resumed safely by the keys
         try:
@@ -121,7 +137,11 @@ def _finish(db: Database, kind: str, market_id: int, day: dt.date, messages: int
     with db.session() as session:
         session.execute(
             sa.update(BulletinRun)
-            .where(BulletinRun.kind == kind, BulletinRun.market_id == market_id, BulletinRun.run_date == day)
+            .where(
+                BulletinRun.kind == kind,
+                BulletinRun.market_id == market_id,
+                BulletinRun.run_date == day,
+            )
             .values(finished_at=utcnow(), messages=BulletinRun.messages + messages)
         )
 
@@ -182,10 +202,22 @@ def run_bulletin(
                 encoded = encode_for_sms(text, contact.language)
                 report.messages += 1
                 report.segments += encoded.segments
-                report.by_language[contact.language] = report.by_language.get(contact.language, 0) + 1
+                report.by_language[contact.language] = (
+                    report.by_language.get(contact.language, 0) + 1
+                )
                 texts.add(encoded.text)
                 if not dry_run:
-                    outbox.enqueue(session, to=contact.phone, text=text, purpose="bulletin", key=f"bulletin:{kind}:{day.isoformat()}:{contact.id}", lang=contact.language, contact_id=contact.id, sender_id=sender, not_before=policy.not_before(market, now))
+                    outbox.enqueue(
+                        session,
+                        to=contact.phone,
+                        text=text,
+                        purpose="bulletin",
+                        key=f"bulletin:{kind}:{day.isoformat()}:{contact.id}",
+                        lang=contact.language,
+                        contact_id=contact.id,
+                        sender_id=sender,
+                        not_before=policy.not_before(market, now),
+                    )
             if dry_run:
                 session.rollback()
         if progress:
@@ -198,7 +230,9 @@ def run_bulletin(
     return report
 
 
-def due_runs(session: so.Session, now: dt.datetime, grace: dt.timedelta = dt.timedelta(hours=3)) -> list[tuple[str, str, dt.date]]:
+def due_runs(
+    session: so.Session, now: dt.datetime, grace: dt.timedelta = dt.timedelta(hours=3)
+) -> list[tuple[str, str, dt.date]]:
     """(kind, market code, local date) of runs due now and not finished.
 
     A market's run is due from its bulletin hour, local time, for ``grace``; computed
@@ -206,10 +240,20 @@ def due_runs(session: so.Session, now: dt.datetime, grace: dt.timedelta = dt.tim
     special. The weekly bulletin goes on Mondays.
     """
     due = []
-    finished = {(run.kind, run.market_id, run.run_date) for run in session.scalars(sa.select(BulletinRun).where(BulletinRun.finished_at.is_not(None), BulletinRun.run_date >= (now - dt.timedelta(days=2)).date()))}
+    finished = {
+        (run.kind, run.market_id, run.run_date)
+        for run in session.scalars(
+            sa.select(BulletinRun).where(
+                BulletinRun.finished_at.is_not(None),
+                BulletinRun.run_date >= (now - dt.timedelta(days=2)).date(),
+            )
+        )
+    }
     for market in session.scalars(sa.select(Market).order_by(Market.id)):
         local = now.astimezone(ZoneInfo(market.timezone))
-        start = dt.datetime.combine(local.date(), dt.time(market.bulletin_hour), ZoneInfo(market.timezone))
+        start = dt.datetime.combine(
+            local.date(), dt.time(market.bulletin_hour), ZoneInfo(market.timezone)
+        )
         if not start <= local < start + grace:
             continue
         kinds = ["daily"] + (["weekly"] if local.weekday() == 0 else [])
@@ -221,5 +265,9 @@ def due_runs(session: so.Session, now: dt.datetime, grace: dt.timedelta = dt.tim
 
 def estimated_cost(segments: int, currency: str, settings: Mapping[str, Any]) -> decimal.Decimal:
     """Segments times the configured price per segment in ``currency``."""
-    prices = dict(item.split(":", 1) for item in str(settings.get("SMS_SEGMENT_COST", "")).split(",") if ":" in item)
+    prices = dict(
+        item.split(":", 1)
+        for item in str(settings.get("SMS_SEGMENT_COST", "")).split(",")
+        if ":" in item
+    )
     return decimal.Decimal(prices.get(currency, "0")) * segments

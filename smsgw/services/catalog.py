@@ -1,4 +1,5 @@
 """Catalog look-ups shared by the USSD menus, SMS keywords and bulletins."""
+
 from __future__ import annotations
 
 import phonenumbers
@@ -16,7 +17,9 @@ def country_for_phone(phone: str) -> str | None:
         return None
 
 
-def commodities_for_country(session: so.Session, country: str | None, kind: str = "produce") -> list[Commodity]:
+def commodities_for_country(
+    session: so.Session, country: str | None, kind: str = "produce"
+) -> list[Commodity]:
     """Commodities priced in ``country``'s markets (all of ``kind`` if none are), by code."""
     query = sa.select(Commodity).where(Commodity.kind == kind).order_by(Commodity.id)
     if country:
@@ -31,7 +34,9 @@ def commodities_for_country(session: so.Session, country: str | None, kind: str 
     return list(session.scalars(query).all())
 
 
-def markets_for_country(session: so.Session, country: str | None, first: Market | None = None) -> list[Market]:
+def markets_for_country(
+    session: so.Session, country: str | None, first: Market | None = None
+) -> list[Market]:
     """The country's markets by name, ``first`` (the caller's home market) at the top."""
     query = sa.select(Market).order_by(Market.name)
     if country:

@@ -1,4 +1,5 @@
 """Contacts: find or create the person behind a phone number, their language and consent."""
+
 from __future__ import annotations
 
 import sqlalchemy as sa

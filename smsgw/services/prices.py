@@ -1,4 +1,5 @@
 """Price look-ups for farmers: the latest approved price, its weekly change, the best nearby market."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -92,12 +93,19 @@ def distance_km(a: Market, b: Market) -> float | None:
     """Great-circle distance between two markets, None if either has no coordinates."""
     if None in (a.latitude, a.longitude, b.latitude, b.longitude):
         return None
-    lat1, lon1, lat2, lon2 = map(math.radians, map(float, (a.latitude, a.longitude, b.latitude, b.longitude)))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    lat1, lon1, lat2, lon2 = map(
+        math.radians, map(float, (a.latitude, a.longitude, b.latitude, b.longitude))
+    )
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
     return 6371.0 * 2 * math.asin(math.sqrt(h))
 
 
-def nearby_markets(session: so.Session, market: Market, radius_km: float = NEARBY_KM) -> list[Market]:
+def nearby_markets(
+    session: so.Session, market: Market, radius_km: float = NEARBY_KM
+) -> list[Market]:
     """Other markets of the same currency within ``radius_km``, nearest first."""
     others = session.scalars(
         sa.select(Market).where(Market.currency == market.currency, Market.id != market.id)
@@ -124,7 +132,9 @@ def best_nearby(
     return best
 
 
-def markets_with_prices(session: so.Session, commodity: Commodity, country: str | None = None) -> list[Market]:
+def markets_with_prices(
+    session: so.Session, commodity: Commodity, country: str | None = None
+) -> list[Market]:
     """Markets that have approved prices for ``commodity``, by name."""
     query = (
         sa.select(Market)

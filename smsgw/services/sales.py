@@ -1,4 +1,5 @@
 """Sale reports: what farmers received. Validated here for USSD and SMS alike."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,9 +35,13 @@ class Range:
     high: decimal.Decimal
 
 
-def recent_range(session: so.Session, commodity: Commodity, market: Market | None, today: dt.date) -> Range | None:
+def recent_range(
+    session: so.Session, commodity: Commodity, market: Market | None, today: dt.date
+) -> Range | None:
     """The lowest and highest approved price per base unit in the last 30 days."""
-    query = sa.select(sa.func.min(PriceObservation.price_per_base), sa.func.max(PriceObservation.price_per_base)).where(
+    query = sa.select(
+        sa.func.min(PriceObservation.price_per_base), sa.func.max(PriceObservation.price_per_base)
+    ).where(
         PriceObservation.commodity_id == commodity.id,
         PriceObservation.status == "approved",
         PriceObservation.observed_on.between(today - RECENT, today),
@@ -47,16 +52,27 @@ def recent_range(session: so.Session, commodity: Commodity, market: Market | Non
     return Range(decimal.Decimal(low), decimal.Decimal(high)) if low is not None else None
 
 
-def is_plausible(session: so.Session, commodity: Commodity, market: Market | None, price: decimal.Decimal, unit: Unit, today: dt.date) -> bool:
+def is_plausible(
+    session: so.Session,
+    commodity: Commodity,
+    market: Market | None,
+    price: decimal.Decimal,
+    unit: Unit,
+    today: dt.date,
+) -> bool:
     """False when the price per base unit is far outside the market's recent range."""
-    band = recent_range(session, commodity, market, today) or recent_range(session, commodity, None, today)
+    band = recent_range(session, commodity, market, today) or recent_range(
+        session, commodity, None, today
+    )
     if band is None:
         return True
     per_base = price / unit.factor
     return band.low * PLAUSIBLE_LOW <= per_base <= band.high * PLAUSIBLE_HIGH
 
 
-def validate(quantity: decimal.Decimal, unit: Unit, price: decimal.Decimal, buyer_type: str) -> None:
+def validate(
+    quantity: decimal.Decimal, unit: Unit, price: decimal.Decimal, buyer_type: str
+) -> None:
     """Raise SaleError for a sale that cannot be true whatever the market."""
     if quantity <= 0 or unit.to_base(quantity) > MAX_QUANTITY_KG:
         raise SaleError("bad_quantity")

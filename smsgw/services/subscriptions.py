@@ -1,4 +1,5 @@
 """Daily price alerts: subscribe, unsubscribe, list."""
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -42,6 +43,8 @@ def list_for(session: so.Session, contact: Contact) -> list[Subscription]:
     """The contact's subscriptions, oldest first."""
     return list(
         session.scalars(
-            sa.select(Subscription).where(Subscription.contact_id == contact.id).order_by(Subscription.id)
+            sa.select(Subscription)
+            .where(Subscription.contact_id == contact.id)
+            .order_by(Subscription.id)
         ).all()
     )

@@ -1,4 +1,5 @@
 """One database session per request, closed at teardown (the flaskr ``db.py`` shape)."""
+
 from __future__ import annotations
 
 import sqlalchemy.orm as so

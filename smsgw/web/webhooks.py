@@ -3,6 +3,7 @@
 Each handler parses the form, calls one service, commits, and answers quickly. No
 handler calls the SMS gateway: replies are written to the outbox.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -39,7 +40,9 @@ def ussd() -> Response:
     session_id = (form.get("sessionId") or "").strip()[:80]
     lang = current_app.config["SMSGW_DEFAULT_LANG"]
     try:
-        phone = normalize_phone(form.get("phoneNumber", ""), current_app.config["SMSGW_DEFAULT_REGION"])
+        phone = normalize_phone(
+            form.get("phoneNumber", ""), current_app.config["SMSGW_DEFAULT_REGION"]
+        )
     except InvalidPhone:
         return _plain(apology(lang))
     if not session_id:

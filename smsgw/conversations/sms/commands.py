@@ -1,4 +1,5 @@
 """What each SMS keyword does: call one service, say the result in one SMS."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,7 +18,7 @@ from smsgw.conversations.sms.parser import Parsed
 from smsgw.db import utcnow
 from smsgw.i18n import N_, Text
 from smsgw.models import Commodity, Contact, InboundMessage, Market, Subscription, Unit
-from smsgw.services import catalog, contacts, orders, prices, sales, subscriptions
+from smsgw.services import catalog, contacts, prices, sales, subscriptions
 from smsgw.services.price_reports import ReportError, submit_report
 
 ERRORS = {
@@ -31,7 +32,9 @@ ERRORS = {
     "missing_order": N_("Which order? Add its number, e.g. JOIN 12 10"),
     "bad_lang": N_("Languages: LANG EN, LANG FR, LANG SW, LANG WO"),
 }
-HELP = N_("PRICE MAIZE [market], STD MAIZE, SUB MAIZE, UNSUB MAIZE, SOLD 10BAG90 MAIZE 4300, JOIN 12 10, LANG SW, STOP")
+HELP = N_(
+    "PRICE MAIZE [market], STD MAIZE, SUB MAIZE, UNSUB MAIZE, SOLD 10BAG90 MAIZE 4300, JOIN 12 10, LANG SW, STOP"
+)
 
 
 def error_text(t: Text, code: str) -> str:
@@ -66,7 +69,9 @@ class Request:
     def ensure_contact(self) -> Contact:
         """The sender as a contact, created on first use of a command that needs one."""
         if self.contact is None:
-            self.contact = contacts.get_or_create_contact(self.db, self.message.from_phone, self.t.lang)
+            self.contact = contacts.get_or_create_contact(
+                self.db, self.message.from_phone, self.t.lang
+            )
             self.message.contact_id = self.contact.id
         return self.contact
 
@@ -78,7 +83,9 @@ class Request:
 
     def commodity(self) -> Commodity | None:
         """The commodity named in the SMS."""
-        return self.db.get(Commodity, self.parsed.commodity_id) if self.parsed.commodity_id else None
+        return (
+            self.db.get(Commodity, self.parsed.commodity_id) if self.parsed.commodity_id else None
+        )
 
 
 def _language(contact: Contact | None, parsed: Parsed, settings: Mapping[str, Any]) -> str:
@@ -87,7 +94,13 @@ def _language(contact: Contact | None, parsed: Parsed, settings: Mapping[str, An
     return parsed.lang_hint or (contact.language if contact else settings["SMSGW_DEFAULT_LANG"])
 
 
-def dispatch(db: so.Session, settings: Mapping[str, Any], message: InboundMessage, contact: Contact | None, parsed: Parsed) -> Reply | None:
+def dispatch(
+    db: so.Session,
+    settings: Mapping[str, Any],
+    message: InboundMessage,
+    contact: Contact | None,
+    parsed: Parsed,
+) -> Reply | None:
     """Run the command; the reply to send, or None when nothing may be sent."""
     t = Text(_language(contact, parsed, settings))
     request = Request(db, settings, message, contact, parsed, t)
@@ -149,7 +162,11 @@ def _price(request: Request) -> str:
     market = _default_market(request, commodity)
     quote = prices.latest_quote(request.db, commodity, market, request.today) if market else None
     if quote is None:
-        return request.t("No price yet for %(crop)s in %(market)s.", crop=commodity.name(request.t.lang), market=market.name if market else "-")
+        return request.t(
+            "No price yet for %(crop)s in %(market)s.",
+            crop=commodity.name(request.t.lang),
+            market=market.name if market else "-",
+        )
     return texts.price_line(request.t, quote, prices.best_nearby(request.db, quote))
 
 
@@ -159,7 +176,9 @@ def _std(request: Request) -> str:
         return commodity
     grades = catalog.grades_for(request.db, commodity)
     if not grades:
-        return request.t("No grades recorded for %(crop)s yet.", crop=commodity.name(request.t.lang))
+        return request.t(
+            "No grades recorded for %(crop)s yet.", crop=commodity.name(request.t.lang)
+        )
     return texts.grades_sms(request.t, commodity, grades)
 
 
@@ -172,7 +191,11 @@ def _sub(request: Request) -> str:
     if market is None:
         return error_text(request.t, "unknown_market")
     subscriptions.subscribe(request.db, contact, commodity, market)
-    return request.t("Done: %(crop)s prices for %(market)s by SMS every morning. Send STOP to end.", crop=commodity.name(request.t.lang), market=market.name)
+    return request.t(
+        "Done: %(crop)s prices for %(market)s by SMS every morning. Send STOP to end.",
+        crop=commodity.name(request.t.lang),
+        market=market.name,
+    )
 
 
 def _unsub(request: Request) -> str:
@@ -180,7 +203,11 @@ def _unsub(request: Request) -> str:
     if isinstance(commodity, str):
         return commodity
     contact = request.ensure_contact()
-    request.db.execute(sa.delete(Subscription).where(Subscription.contact_id == contact.id, Subscription.commodity_id == commodity.id))
+    request.db.execute(
+        sa.delete(Subscription).where(
+            Subscription.contact_id == contact.id, Subscription.commodity_id == commodity.id
+        )
+    )
     return request.t("Removed: no more %(crop)s alerts.", crop=commodity.name(request.t.lang))
 
 
@@ -199,39 +226,96 @@ def _sold(request: Request) -> str:
     unit = request.db.get(Unit, parsed.unit_id) if parsed.unit_id else commodity.default_unit
     price_unit = request.db.get(Unit, parsed.price_unit_id) if parsed.price_unit_id else unit
     price = parsed.price * unit.factor / price_unit.factor  # price per the quantity's unit
-    if not sales.is_plausible(request.db, commodity, contact.home_market, price, unit, request.today) and not _repeated(request):
-        return t("%(price)s per %(unit)s is far from recent market prices. If it is right, send the same SMS again.", price=t.money(price, contact.home_market.currency), unit=unit.label(t.lang))
+    if not sales.is_plausible(
+        request.db, commodity, contact.home_market, price, unit, request.today
+    ) and not _repeated(request):
+        return t(
+            "%(price)s per %(unit)s is far from recent market prices. If it is right, send the same SMS again.",
+            price=t.money(price, contact.home_market.currency),
+            unit=unit.label(t.lang),
+        )
     try:
-        sales.report_sale(request.db, contact, commodity=commodity, quantity=parsed.quantity, unit=unit, price=price.quantize(decimal.Decimal("0.01")), buyer_type="market", sold_on=request.today, channel="sms", source_ref=f"sms:{request.message.gateway_id}")
+        sales.report_sale(
+            request.db,
+            contact,
+            commodity=commodity,
+            quantity=parsed.quantity,
+            unit=unit,
+            price=price.quantize(decimal.Decimal("0.01")),
+            buyer_type="market",
+            sold_on=request.today,
+            channel="sms",
+            source_ref=f"sms:{request.message.gateway_id}",
+        )
     except sales.SaleError as error:
         return error_text(t, error.code)
-    return t("Thank you. Sale recorded: %(qty)s %(unit)s %(crop)s at %(price)s.", qty=texts.quantity(t, parsed.quantity), unit=unit.label(t.lang), crop=commodity.name(t.lang), price=t.money(price, contact.home_market.currency))
+    return t(
+        "Thank you. Sale recorded: %(qty)s %(unit)s %(crop)s at %(price)s.",
+        qty=texts.quantity(t, parsed.quantity),
+        unit=unit.label(t.lang),
+        crop=commodity.name(t.lang),
+        price=t.money(price, contact.home_market.currency),
+    )
 
 
 def _repeated(request: Request) -> bool:
     """True when the same text came from the same number in the last hour (a confirmation)."""
     since = utcnow() - dt.timedelta(hours=1)
-    return bool(request.db.scalar(sa.select(InboundMessage.id).where(
-        InboundMessage.from_phone == request.message.from_phone,
-        InboundMessage.text == request.message.text,
-        InboundMessage.id != request.message.id,
-        InboundMessage.received_at >= since,
-    ).limit(1)))
+    return bool(
+        request.db.scalar(
+            sa.select(InboundMessage.id)
+            .where(
+                InboundMessage.from_phone == request.message.from_phone,
+                InboundMessage.text == request.message.text,
+                InboundMessage.id != request.message.id,
+                InboundMessage.received_at >= since,
+            )
+            .limit(1)
+        )
+    )
 
 
 def _report(request: Request) -> str:
     parsed, t = request.parsed, request.t
-    commodity, market = request.commodity(), (request.db.get(Market, parsed.market_id) if parsed.market_id else None)
+    commodity, market = (
+        request.commodity(),
+        (request.db.get(Market, parsed.market_id) if parsed.market_id else None),
+    )
     if commodity is None or market is None or parsed.price is None:
         return t("Format: P MAIZE NAKURU 4300/BAG90")
-    unit = request.db.get(Unit, parsed.price_unit_id) if parsed.price_unit_id else commodity.default_unit
+    unit = (
+        request.db.get(Unit, parsed.price_unit_id)
+        if parsed.price_unit_id
+        else commodity.default_unit
+    )
     try:
-        observation = submit_report(request.db, request.message.from_phone, commodity=commodity, market=market, amount=parsed.price, unit=unit, day=request.today, source_ref=request.message.gateway_id)
+        observation = submit_report(
+            request.db,
+            request.message.from_phone,
+            commodity=commodity,
+            market=market,
+            amount=parsed.price,
+            unit=unit,
+            day=request.today,
+            source_ref=request.message.gateway_id,
+        )
     except ReportError as error:
         return t(error.message)
     if observation.status == "approved":
-        return t("Published: %(crop)s %(market)s %(price)s/%(unit)s. Thank you.", crop=commodity.name(t.lang), market=market.name, price=t.money(parsed.price, market.currency), unit=unit.label(t.lang))
-    return t("Received: %(crop)s %(market)s %(price)s/%(unit)s, pending check. Thank you.", crop=commodity.name(t.lang), market=market.name, price=t.money(parsed.price, market.currency), unit=unit.label(t.lang))
+        return t(
+            "Published: %(crop)s %(market)s %(price)s/%(unit)s. Thank you.",
+            crop=commodity.name(t.lang),
+            market=market.name,
+            price=t.money(parsed.price, market.currency),
+            unit=unit.label(t.lang),
+        )
+    return t(
+        "Received: %(crop)s %(market)s %(price)s/%(unit)s, pending check. Thank you.",
+        crop=commodity.name(t.lang),
+        market=market.name,
+        price=t.money(parsed.price, market.currency),
+        unit=unit.label(t.lang),
+    )
 
 
 HANDLERS: dict[str, Callable[[Request], str | None]] = {

@@ -1,4 +1,5 @@
 """Group-order keywords: OPEN, TOTAL, CLOSE for leaders; JOIN, WITHDRAW for members."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -11,7 +12,17 @@ from smsgw.db import utcnow
 from smsgw.models import BuyOffer, Commodity
 from smsgw.services import orders
 
-KIND_WORDS = {"sell": "sell", "vendre": "sell", "uza": "sell", "jaay": "sell", "buy": "buy", "acheter": "buy", "achat": "buy", "nunua": "buy", "jend": "buy"}
+KIND_WORDS = {
+    "sell": "sell",
+    "vendre": "sell",
+    "uza": "sell",
+    "jaay": "sell",
+    "buy": "buy",
+    "acheter": "buy",
+    "achat": "buy",
+    "nunua": "buy",
+    "jend": "buy",
+}
 OFFER_WORDS = {"offer", "offre", "ofa"}
 DEFAULT_DAYS = 7
 OPEN_FORMAT = "OPEN SELL 200 MAIZE 4300 14"
@@ -33,7 +44,10 @@ def _refused(request: Request, error: orders.OrderError) -> str:
 
 def _crop_in(request: Request, words: tuple[str, ...]) -> Commodity | None:
     """The crop named among ``words``, with the parser's typo tolerance."""
-    found = parse("PRICE " + " ".join(w for w in words if not w.replace(",", "").replace(".", "").isdigit()), load_vocabulary(request.db))
+    found = parse(
+        "PRICE " + " ".join(w for w in words if not w.replace(",", "").replace(".", "").isdigit()),
+        load_vocabulary(request.db),
+    )
     return request.db.get(Commodity, found.commodity_id) if found.commodity_id else None
 
 
@@ -52,12 +66,22 @@ def _open(request: Request) -> str:
         numbers.insert(0, request.parsed.quantity)
     if commodity is None or len(numbers) < 2:
         return t("Format: %(example)s (quantity, crop, price, days)", example=OPEN_FORMAT)
-    kind = next((KIND_WORDS[w.lower()] for w in request.parsed.args if w.lower() in KIND_WORDS), "buy" if commodity.kind == "input" else "sell")
+    kind = next(
+        (KIND_WORDS[w.lower()] for w in request.parsed.args if w.lower() in KIND_WORDS),
+        "buy" if commodity.kind == "input" else "sell",
+    )
     days = int(numbers[2]) if len(numbers) > 2 else DEFAULT_DAYS
     try:
         order = orders.open_order(
-            request.db, contact, groups[0], kind=kind, commodity=commodity, target_quantity=numbers[0],
-            unit=commodity.default_unit, price=numbers[1], deadline=utcnow() + dt.timedelta(days=max(1, min(days, 60))),
+            request.db,
+            contact,
+            groups[0],
+            kind=kind,
+            commodity=commodity,
+            target_quantity=numbers[0],
+            unit=commodity.default_unit,
+            price=numbers[1],
+            deadline=utcnow() + dt.timedelta(days=max(1, min(days, 60))),
         )
     except orders.OrderError as error:
         return _refused(request, error)
@@ -67,14 +91,26 @@ def _open(request: Request) -> str:
 def _open_offer(request: Request, group, numbers: list[decimal.Decimal]) -> str:
     """OPEN OFFER <offer id> <quantity> [days]: a sell order at a buyer's offer price."""
     t = request.t
-    offer = request.db.get(BuyOffer, int(numbers[0])) if numbers and numbers[0] == int(numbers[0]) else None
+    offer = (
+        request.db.get(BuyOffer, int(numbers[0]))
+        if numbers and numbers[0] == int(numbers[0])
+        else None
+    )
     if offer is None or offer.status != "open" or len(numbers) < 2:
         return t("Format: OPEN OFFER <offer number> <quantity> [days]")
     days = int(numbers[2]) if len(numbers) > 2 else DEFAULT_DAYS
     try:
         order = orders.open_order(
-            request.db, request.contact, group, kind="sell", commodity=offer.commodity, target_quantity=numbers[1],
-            unit=offer.unit, price=offer.price, deadline=utcnow() + dt.timedelta(days=max(1, min(days, 60))), offer=offer,
+            request.db,
+            request.contact,
+            group,
+            kind="sell",
+            commodity=offer.commodity,
+            target_quantity=numbers[1],
+            unit=offer.unit,
+            price=offer.price,
+            deadline=utcnow() + dt.timedelta(days=max(1, min(days, 60))),
+            offer=offer,
         )
     except orders.OrderError as error:
         return _refused(request, error)
@@ -109,7 +145,14 @@ def _join(request: Request) -> str | None:
     if quantity is None or quantity <= 0:
         return error_text(request.t, "bad_quantity")
     try:
-        orders.commit(request.db, _order_id(request), request.contact, quantity, now=utcnow(), event_key=f"sms:{request.message.gateway_id}")
+        orders.commit(
+            request.db,
+            _order_id(request),
+            request.contact,
+            quantity,
+            now=utcnow(),
+            event_key=f"sms:{request.message.gateway_id}",
+        )
     except orders.OrderError as error:
         return _refused(request, error)
     return None  # the service's receipt SMS is the answer
@@ -119,10 +162,18 @@ def _withdraw(request: Request) -> str | None:
     if not _order_id(request) or request.contact is None:
         return error_text(request.t, "missing_order")
     try:
-        orders.withdraw(request.db, _order_id(request), request.contact, now=utcnow(), event_key=f"sms:{request.message.gateway_id}")
+        orders.withdraw(
+            request.db,
+            _order_id(request),
+            request.contact,
+            now=utcnow(),
+            event_key=f"sms:{request.message.gateway_id}",
+        )
     except orders.OrderError as error:
         return _refused(request, error)
     return None
 
 
-HANDLERS.update({"open": _open, "total": _total, "close": _close, "join": _join, "withdraw": _withdraw})
+HANDLERS.update(
+    {"open": _open, "total": _total, "close": _close, "join": _join, "withdraw": _withdraw}
+)

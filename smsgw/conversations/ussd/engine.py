@@ -5,6 +5,7 @@ from the first screen: a screen is a pure function of (path, stored state, data)
 anything with an effect runs through ``Ctx.effect``, which records its result under
 the input's position so a repeated request never applies it twice.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -91,7 +92,9 @@ class Ctx:
     t: Text = field(init=False)
 
     def __post_init__(self) -> None:
-        self.set_language(self.contact.language if self.contact else self.settings["SMSGW_DEFAULT_LANG"])
+        self.set_language(
+            self.contact.language if self.contact else self.settings["SMSGW_DEFAULT_LANG"]
+        )
 
     def set_language(self, lang: str) -> None:
         """Switch the language of the screens that follow."""

@@ -1,4 +1,5 @@
 """Laying out USSD screens: numbered menus and paged lists that fit 160 characters."""
+
 from __future__ import annotations
 
 import decimal
@@ -64,7 +65,9 @@ def list_screen(ctx: Ctx, title: str, items: Sequence[str], page: int, back: boo
     return "\n".join(lines)
 
 
-def pick(ctx: Ctx, title: str, items: Sequence[str], page: int, value: str, back: bool = True) -> int | str | None:
+def pick(
+    ctx: Ctx, title: str, items: Sequence[str], page: int, value: str, back: bool = True
+) -> int | str | None:
     """Interpret ``value`` on a paged list: an index into ``items``, ``"more"``, or None."""
     shown = fit_page(ctx, title, items, page, back)
     if value == MORE and shown.has_more:

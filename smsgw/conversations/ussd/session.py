@@ -1,4 +1,5 @@
 """One USSD hop: load the session, replay the path, render, remember the stack."""
+
 from __future__ import annotations
 
 import copy
@@ -30,13 +31,21 @@ def apology(lang: str) -> str:
     return "END " + Text(lang)(APOLOGY)
 
 
-def _load_session(db: so.Session, session_id: str, phone: str, service_code: str, network_code: str | None) -> UssdSession:
+def _load_session(
+    db: so.Session, session_id: str, phone: str, service_code: str, network_code: str | None
+) -> UssdSession:
     query = sa.select(UssdSession).where(UssdSession.session_id == session_id)
     if db.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
     ussd = db.scalar(query)
     if ussd is None:
-        ussd = UssdSession(session_id=session_id, phone=phone, service_code=service_code, network_code=network_code, state={})
+        ussd = UssdSession(
+            session_id=session_id,
+            phone=phone,
+            service_code=service_code,
+            network_code=network_code,
+            state={},
+        )
         db.add(ussd)
         db.flush()
     return ussd
@@ -87,13 +96,23 @@ def handle_hop(
     # would also change SQLAlchemy's committed copy and the change would not be saved.
     state = copy.deepcopy(ussd.state or {})
     zone = ZoneInfo(settings["SMSGW_TIMEZONE"])
-    ctx = Ctx(db=db, ussd=ussd, state=state, phone=phone, contact=contact, settings=settings, today=utcnow().astimezone(zone).date())
+    ctx = Ctx(
+        db=db,
+        ussd=ussd,
+        state=state,
+        phone=phone,
+        contact=contact,
+        settings=settings,
+        today=utcnow().astimezone(zone).date(),
+    )
     if lang:
         ctx.set_language(lang)
         state.setdefault("root", Frame("main").to_json())
     if "root" not in state:
         frames = _resumable(db, ussd, dt.timedelta(minutes=int(settings["USSD_RESUME_MINUTES"])))
-        state["root"] = Frame("resume", {"frames": frames}).to_json() if frames else root_frame(ctx).to_json()
+        state["root"] = (
+            Frame("resume", {"frames": frames}).to_json() if frames else root_frame(ctx).to_json()
+        )
     stack, hint, end = walk(ctx, Frame.from_json(state["root"]), split_path(text))
     body = ("END " + end.text) if end else render_top(ctx, stack, hint)
     ended = body.startswith("END ")
@@ -120,7 +139,9 @@ def record_end(db: so.Session, fields: Mapping[str, str]) -> None:
         return
     ussd = db.scalar(sa.select(UssdSession).where(UssdSession.session_id == session_id))
     if ussd is None:
-        ussd = UssdSession(session_id=session_id, phone=(fields.get("phoneNumber") or "")[:16], state={})
+        ussd = UssdSession(
+            session_id=session_id, phone=(fields.get("phoneNumber") or "")[:16], state={}
+        )
         db.add(ussd)
     status = fields.get("status", "")
     ussd.status = status if status in END_STATUSES else "ended"

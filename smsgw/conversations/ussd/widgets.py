@@ -1,4 +1,5 @@
 """Reusable screen shapes: pick from a list, type a number, confirm an action."""
+
 from __future__ import annotations
 
 import decimal
@@ -97,7 +98,9 @@ class ConfirmScreen(Screen):
         raise NotImplementedError
 
     def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
-        return "\n".join([self.summary(ctx, params), "1 " + ctx.t("Confirm"), "2 " + ctx.t("Cancel")])
+        return "\n".join(
+            [self.summary(ctx, params), "1 " + ctx.t("Confirm"), "2 " + ctx.t("Cancel")]
+        )
 
     def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
         if value == "1":

@@ -1,4 +1,5 @@
 """My SMS alerts: list, add, remove, stop all."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -52,10 +53,17 @@ class AlertRemove(ConfirmScreen):
 
     def summary(self, ctx: Ctx, params: dict[str, Any]) -> str:
         sub = ctx.db.get(Subscription, params["subscription"])
-        return ctx.t("Remove the %(alert)s alert?", alert=_label(ctx, sub)) if sub else ctx.t("This alert is already removed.")
+        return (
+            ctx.t("Remove the %(alert)s alert?", alert=_label(ctx, sub))
+            if sub
+            else ctx.t("This alert is already removed.")
+        )
 
     def confirm(self, ctx: Ctx, params: dict[str, Any]) -> Move:
-        ctx.effect("unsubscribe", lambda: subscriptions.unsubscribe(ctx.db, params["subscription"], ctx.contact))
+        ctx.effect(
+            "unsubscribe",
+            lambda: subscriptions.unsubscribe(ctx.db, params["subscription"], ctx.contact),
+        )
         return End(ctx.t("Removed. You will no longer get that alert."))
 
 

@@ -1,4 +1,5 @@
 """First screens: language choice, resuming a dropped session, the main menu, registration."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -75,7 +76,13 @@ class ResumeScreen(Screen):
     """Offer to continue a flow a dropped session left half done."""
 
     def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
-        return "\n".join([ctx.t("Welcome back."), "1 " + ctx.t("Continue where you stopped"), "2 " + ctx.t("Start again")])
+        return "\n".join(
+            [
+                ctx.t("Welcome back."),
+                "1 " + ctx.t("Continue where you stopped"),
+                "2 " + ctx.t("Start again"),
+            ]
+        )
 
     def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
         if value == "1":
@@ -151,5 +158,3 @@ class RegisterMarket(ListScreen):
 
         ctx.effect("register", apply)
         return Restore([Frame("main"), Frame(params["then"])])
-
-

@@ -1,4 +1,5 @@
 """Leader tools: open an order, see totals and members, close or cancel."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -10,7 +11,13 @@ from smsgw.conversations.ussd.engine import Ctx, End, Go, Move, Screen, screen
 from smsgw.conversations.ussd.layout import list_screen, pick
 from smsgw.conversations.ussd.screens.orders import order_error, order_of
 from smsgw.conversations.ussd.screens.prices import CropList
-from smsgw.conversations.ussd.widgets import ConfirmScreen, ListScreen, NumberScreen, invalid, menu_text
+from smsgw.conversations.ussd.widgets import (
+    ConfirmScreen,
+    ListScreen,
+    NumberScreen,
+    invalid,
+    menu_text,
+)
 from smsgw.db import utcnow
 from smsgw.models import BuyOffer, Commodity, GroupOrder, ProducerGroup
 from smsgw.services import offers, orders
@@ -23,7 +30,9 @@ class LeaderMenu(Screen):
     """Open an order or manage the group's orders."""
 
     def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
-        return menu_text(ctx, ctx.t("Leader menu:"), [ctx.t("Open an order"), ctx.t("My group's orders")])
+        return menu_text(
+            ctx, ctx.t("Leader menu:"), [ctx.t("Open an order"), ctx.t("My group's orders")]
+        )
 
     def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
         if value == "1":
@@ -70,7 +79,10 @@ class LeaderKind(Screen):
     def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
         if value in ("1", "2"):
             kind = "sell" if value == "1" else "buy"
-            return Go("leader_crop_sell" if kind == "sell" else "leader_crop_buy", {**params, "kind": kind})
+            return Go(
+                "leader_crop_sell" if kind == "sell" else "leader_crop_buy",
+                {**params, "kind": kind},
+            )
         if value == "3" and offers.open_offers_for(ctx.db, ctx.contact, ctx.today):
             return Go("leader_offer", {**params, "kind": "sell"})
         return invalid(ctx)
@@ -93,7 +105,10 @@ class LeaderOffer(ListScreen):
         return f"{item.buyer.name[:14]} {item.commodity.short(ctx.lang)} {ctx.t.money(item.price, item.currency)}"
 
     def chosen(self, ctx: Ctx, params: dict[str, Any], item: BuyOffer) -> Move:
-        return Go("leader_qty", {**params, "commodity": item.commodity_id, "offer": item.id, "price": str(item.price)})
+        return Go(
+            "leader_qty",
+            {**params, "commodity": item.commodity_id, "offer": item.id, "price": str(item.price)},
+        )
 
 
 @screen("leader_crop_sell")
@@ -125,11 +140,17 @@ class LeaderQuantity(NumberScreen):
 
     def prompt(self, ctx: Ctx, params: dict[str, Any]) -> str:
         crop = _crop(ctx, params)
-        return ctx.t("Target quantity of %(crop)s, in %(unit)s?", crop=crop.name(ctx.lang), unit=crop.default_unit.label(ctx.lang))
+        return ctx.t(
+            "Target quantity of %(crop)s, in %(unit)s?",
+            crop=crop.name(ctx.lang),
+            unit=crop.default_unit.label(ctx.lang),
+        )
 
     def accept(self, ctx: Ctx, params: dict[str, Any], amount: decimal.Decimal) -> Move:
         # An offer fixes the price; otherwise the leader gives one.
-        return Go("leader_days" if "offer" in params else "leader_price", {**params, "qty": str(amount)})
+        return Go(
+            "leader_days" if "offer" in params else "leader_price", {**params, "qty": str(amount)}
+        )
 
 
 @screen("leader_price")
@@ -171,7 +192,9 @@ class LeaderConfirm(ConfirmScreen):
             qty=texts.quantity(ctx.t, decimal.Decimal(params["qty"])),
             unit=crop.default_unit.label(ctx.lang),
             crop=crop.name(ctx.lang),
-            price=ctx.t.money(decimal.Decimal(params["price"]), group.market.currency if group.market else "KES"),
+            price=ctx.t.money(
+                decimal.Decimal(params["price"]), group.market.currency if group.market else "KES"
+            ),
             days=params["days"],
         )
 
@@ -257,7 +280,10 @@ class LeaderMembers(Screen):
 
     def _lines(self, ctx: Ctx, params: dict[str, Any]) -> list[str]:
         order = order_of(ctx, params)
-        return [f"{c.contact.name or c.contact.phone[-4:]} {texts.quantity(ctx.t, c.order_quantity)}" for c in orders.commitments(ctx.db, order)]
+        return [
+            f"{c.contact.name or c.contact.phone[-4:]} {texts.quantity(ctx.t, c.order_quantity)}"
+            for c in orders.commitments(ctx.db, order)
+        ]
 
     def render(self, ctx: Ctx, params: dict[str, Any]) -> str | End:
         lines = self._lines(ctx, params)
@@ -266,7 +292,10 @@ class LeaderMembers(Screen):
         return list_screen(ctx, ctx.t("Commitments:"), lines, params.get("page", 0))
 
     def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
-        if pick(ctx, ctx.t("Commitments:"), self._lines(ctx, params), params.get("page", 0), value) == "more":
+        if (
+            pick(ctx, ctx.t("Commitments:"), self._lines(ctx, params), params.get("page", 0), value)
+            == "more"
+        ):
             return Go("leader_members", {**params, "page": params.get("page", 0) + 1})
         return invalid(ctx)
 
@@ -280,7 +309,9 @@ class LeaderClose(ConfirmScreen):
 
     def confirm(self, ctx: Ctx, params: dict[str, Any]) -> Move:
         try:
-            ctx.effect("close", lambda: orders.close(ctx.db, params["order"], ctx.contact, now=utcnow()).id)
+            ctx.effect(
+                "close", lambda: orders.close(ctx.db, params["order"], ctx.contact, now=utcnow()).id
+            )
         except orders.OrderError as error:
             return order_error(ctx, error)
         return End(ctx.t("Order %(id)s is closed. Members are told by SMS.", id=params["order"]))
@@ -295,7 +326,10 @@ class LeaderCancel(ConfirmScreen):
 
     def confirm(self, ctx: Ctx, params: dict[str, Any]) -> Move:
         try:
-            ctx.effect("cancel", lambda: orders.cancel(ctx.db, params["order"], ctx.contact, now=utcnow()).id)
+            ctx.effect(
+                "cancel",
+                lambda: orders.cancel(ctx.db, params["order"], ctx.contact, now=utcnow()).id,
+            )
         except orders.OrderError as error:
             return order_error(ctx, error)
         return End(ctx.t("Order %(id)s is cancelled. Members are told by SMS.", id=params["order"]))

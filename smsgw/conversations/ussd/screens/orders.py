@@ -1,4 +1,5 @@
 """Group orders for members: open orders of my groups -> detail -> commit or withdraw."""
+
 from __future__ import annotations
 
 import decimal
@@ -51,7 +52,9 @@ class OrderDetail(Screen):
 
     def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
         order = order_of(ctx, params)
-        mine = next((c for c in orders.commitments(ctx.db, order) if c.contact_id == ctx.contact.id), None)
+        mine = next(
+            (c for c in orders.commitments(ctx.db, order) if c.contact_id == ctx.contact.id), None
+        )
         lines = [texts.order_summary(ctx.t, order, orders.totals(ctx.db, order), mine)]
         lines.append("1 " + (ctx.t("Change my quantity") if mine else ctx.t("Commit a quantity")))
         if mine:
@@ -72,7 +75,11 @@ class OrderQuantity(NumberScreen):
 
     def prompt(self, ctx: Ctx, params: dict[str, Any]) -> str:
         order = order_of(ctx, params)
-        return ctx.t("How many %(unit)s do you commit to order %(id)s?", unit=order.unit.label(ctx.lang), id=order.id)
+        return ctx.t(
+            "How many %(unit)s do you commit to order %(id)s?",
+            unit=order.unit.label(ctx.lang),
+            id=order.id,
+        )
 
     def accept(self, ctx: Ctx, params: dict[str, Any], amount: decimal.Decimal) -> Move:
         return Go("order_confirm", {**params, "qty": str(amount)})
@@ -85,13 +92,25 @@ class OrderConfirm(ConfirmScreen):
     def summary(self, ctx: Ctx, params: dict[str, Any]) -> str:
         order = order_of(ctx, params)
         qty = decimal.Decimal(params["qty"])
-        return ctx.t("Commit %(qty)s %(unit)s to order %(id)s?", qty=texts.quantity(ctx.t, qty), unit=order.unit.label(ctx.lang), id=order.id)
+        return ctx.t(
+            "Commit %(qty)s %(unit)s to order %(id)s?",
+            qty=texts.quantity(ctx.t, qty),
+            unit=order.unit.label(ctx.lang),
+            id=order.id,
+        )
 
     def confirm(self, ctx: Ctx, params: dict[str, Any]) -> Move:
         order = order_of(ctx, params)
 
         def apply() -> str:
-            result = orders.commit(ctx.db, order.id, ctx.contact, decimal.Decimal(params["qty"]), now=utcnow(), event_key=f"ussd:{ctx.ussd.session_id}:{ctx.step}")
+            result = orders.commit(
+                ctx.db,
+                order.id,
+                ctx.contact,
+                decimal.Decimal(params["qty"]),
+                now=utcnow(),
+                event_key=f"ussd:{ctx.ussd.session_id}:{ctx.step}",
+            )
             return str(result.total)
 
         try:
@@ -112,7 +131,15 @@ class OrderWithdraw(ConfirmScreen):
         order = order_of(ctx, params)
 
         def apply() -> str:
-            return str(orders.withdraw(ctx.db, order.id, ctx.contact, now=utcnow(), event_key=f"ussd:{ctx.ussd.session_id}:{ctx.step}").total)
+            return str(
+                orders.withdraw(
+                    ctx.db,
+                    order.id,
+                    ctx.contact,
+                    now=utcnow(),
+                    event_key=f"ussd:{ctx.ussd.session_id}:{ctx.step}",
+                ).total
+            )
 
         try:
             total = decimal.Decimal(ctx.effect("withdraw", apply))

@@ -1,4 +1,5 @@
 """Prices and buyer standards: crop -> market -> latest price; crop -> grades."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,7 +23,9 @@ class CropList(ListScreen):
         return ctx.t("Choose a crop:")
 
     def items(self, ctx: Ctx, params: dict[str, Any]) -> list[Commodity]:
-        return catalog.commodities_for_country(ctx.db, catalog.country_for_phone(ctx.phone), self.kind)
+        return catalog.commodities_for_country(
+            ctx.db, catalog.country_for_phone(ctx.phone), self.kind
+        )
 
     def label(self, ctx: Ctx, item: Commodity) -> str:
         return item.name(ctx.lang)
@@ -75,7 +78,11 @@ class PriceResult(Screen):
         market = ctx.db.get(Market, params["market"])
         quote = prices.latest_quote(ctx.db, commodity, market, ctx.today)
         if quote is None:
-            body = ctx.t("No price yet for %(crop)s in %(market)s.", crop=commodity.name(ctx.lang), market=market.name)
+            body = ctx.t(
+                "No price yet for %(crop)s in %(market)s.",
+                crop=commodity.name(ctx.lang),
+                market=market.name,
+            )
         else:
             options = ["1 " + ctx.t("Get this by SMS daily"), *nav(ctx)]
             budget = MAX_SCREEN - len("\n".join(options)) - 1
@@ -93,7 +100,13 @@ class PriceResult(Screen):
             return subscriptions.subscribe(ctx.db, ctx.contact, commodity, market)
 
         ctx.effect("subscribe", apply)
-        return End(ctx.t("Done: %(crop)s prices for %(market)s by SMS every morning. Send STOP to end.", crop=commodity.name(ctx.lang), market=market.name))
+        return End(
+            ctx.t(
+                "Done: %(crop)s prices for %(market)s by SMS every morning. Send STOP to end.",
+                crop=commodity.name(ctx.lang),
+                market=market.name,
+            )
+        )
 
 
 @screen("standards")

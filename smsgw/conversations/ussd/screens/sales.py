@@ -1,4 +1,5 @@
 """Report a sale: crop -> unit -> quantity -> price -> buyer -> confirm."""
+
 from __future__ import annotations
 
 import decimal
@@ -8,7 +9,13 @@ import sqlalchemy as sa
 
 from smsgw.conversations.ussd.engine import Ctx, End, Go, Move, Screen, screen
 from smsgw.conversations.ussd.screens.prices import CropList
-from smsgw.conversations.ussd.widgets import ConfirmScreen, ListScreen, NumberScreen, invalid, menu_text
+from smsgw.conversations.ussd.widgets import (
+    ConfirmScreen,
+    ListScreen,
+    NumberScreen,
+    invalid,
+    menu_text,
+)
 from smsgw.i18n import N_
 from smsgw.models import Commodity, Unit
 from smsgw.services import sales
@@ -50,7 +57,11 @@ class SaleUnit(ListScreen):
 
     def items(self, ctx: Ctx, params: dict[str, Any]) -> list[Unit]:
         usual = _crop(ctx, params).default_unit
-        others = ctx.db.scalars(sa.select(Unit).where(Unit.base == usual.base, Unit.id != usual.id).order_by(Unit.factor)).all()
+        others = ctx.db.scalars(
+            sa.select(Unit)
+            .where(Unit.base == usual.base, Unit.id != usual.id)
+            .order_by(Unit.factor)
+        ).all()
         return [usual, *others]
 
     def label(self, ctx: Ctx, item: Unit) -> str:
@@ -65,7 +76,11 @@ class SaleQuantity(NumberScreen):
     """Step 3: how much."""
 
     def prompt(self, ctx: Ctx, params: dict[str, Any]) -> str:
-        return ctx.t("How many %(unit)s of %(crop)s did you sell?", unit=_unit(ctx, params).label(ctx.lang), crop=_crop(ctx, params).name(ctx.lang))
+        return ctx.t(
+            "How many %(unit)s of %(crop)s did you sell?",
+            unit=_unit(ctx, params).label(ctx.lang),
+            crop=_crop(ctx, params).name(ctx.lang),
+        )
 
     def accept(self, ctx: Ctx, params: dict[str, Any], amount: decimal.Decimal) -> Move:
         return Go("sale_price", {**params, "qty": str(amount)})
@@ -77,11 +92,22 @@ class SalePrice(NumberScreen):
 
     def prompt(self, ctx: Ctx, params: dict[str, Any]) -> str:
         home = ctx.contact.home_market
-        return ctx.t("Price received per %(unit)s (%(currency)s)?", unit=_unit(ctx, params).label(ctx.lang), currency=home.currency)
+        return ctx.t(
+            "Price received per %(unit)s (%(currency)s)?",
+            unit=_unit(ctx, params).label(ctx.lang),
+            currency=home.currency,
+        )
 
     def accept(self, ctx: Ctx, params: dict[str, Any], amount: decimal.Decimal) -> Move:
         following = {**params, "price": str(amount)}
-        plausible = sales.is_plausible(ctx.db, _crop(ctx, params), ctx.contact.home_market, amount, _unit(ctx, params), ctx.today)
+        plausible = sales.is_plausible(
+            ctx.db,
+            _crop(ctx, params),
+            ctx.contact.home_market,
+            amount,
+            _unit(ctx, params),
+            ctx.today,
+        )
         return Go("sale_buyer" if plausible else "sale_check", following)
 
 
@@ -93,8 +119,14 @@ class SaleCheck(Screen):
 
     def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
         price = ctx.t.money(decimal.Decimal(params["price"]), ctx.contact.home_market.currency)
-        title = ctx.t("%(price)s per %(unit)s is far from recent market prices. Is it right?", price=price, unit=_unit(ctx, params).label(ctx.lang))
-        return menu_text(ctx, title, [ctx.t("Yes, it is right"), ctx.t("No, change it")], back=False)
+        title = ctx.t(
+            "%(price)s per %(unit)s is far from recent market prices. Is it right?",
+            price=price,
+            unit=_unit(ctx, params).label(ctx.lang),
+        )
+        return menu_text(
+            ctx, title, [ctx.t("Yes, it is right"), ctx.t("No, change it")], back=False
+        )
 
     def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
         if value == "1":
@@ -131,7 +163,9 @@ class SaleConfirm(ConfirmScreen):
     def summary(self, ctx: Ctx, params: dict[str, Any]) -> str:
         return ctx.t(
             "Sold %(qty)s %(unit)s %(crop)s at %(price)s each.",
-            qty=ctx.t.number(decimal.Decimal(params["qty"]), 0 if decimal.Decimal(params["qty"]) % 1 == 0 else 1),
+            qty=ctx.t.number(
+                decimal.Decimal(params["qty"]), 0 if decimal.Decimal(params["qty"]) % 1 == 0 else 1
+            ),
             unit=_unit(ctx, params).label(ctx.lang),
             crop=_crop(ctx, params).name(ctx.lang),
             price=ctx.t.money(decimal.Decimal(params["price"]), ctx.contact.home_market.currency),
@@ -155,5 +189,7 @@ class SaleConfirm(ConfirmScreen):
         try:
             ctx.effect("sale", apply)
         except sales.SaleError:
-            return End(ctx.t("That sale could not be recorded. Please check the numbers and try again."))
+            return End(
+                ctx.t("That sale could not be recorded. Please check the numbers and try again.")
+            )
         return End(ctx.t("Thank you. Your sale is recorded and helps farmers get better prices."))
