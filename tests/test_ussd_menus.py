@@ -83,7 +83,8 @@ def test_every_screen_fits_and_is_translated(bfs_app, client, session, who: str,
         shown = body[4:]
         assert len(shown) <= 160, (path, len(shown), shown)
         assert is_gsm7(shown), (path, shown)
-        if lang != "en":
+        # Choosing another language on the language screen (6) rightly changes the language.
+        if lang != "en" and not path.startswith("6*"):
             leaked = [fragment for fragment in english if fragment in shown]
             assert not leaked, (path, shown, leaked)
 
