@@ -66,3 +66,10 @@ def test_simulate_ussd_prints_the_screen(database_url) -> None:
     result = _run(["simulate", "ussd", "--phone", "+254700000001", "1"], DATABASE_URL=database_url)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("CON ") and "Maize" in result.stdout
+
+
+def test_bulletin_dry_run_prints_counts_and_cost_and_queues_nothing(database_url) -> None:
+    result = _run(["bulletins", "send", "daily", "--dry-run"], DATABASE_URL=database_url)
+    assert result.returncode == 0, result.stderr
+    assert "nakuru" in result.stdout and "segments" in result.stdout and "KES" in result.stdout
+    assert "dry run: nothing queued" in result.stdout

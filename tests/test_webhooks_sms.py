@@ -177,3 +177,21 @@ def test_delivery_callback_answers_200_for_unknown_ids(client) -> None:
         ).status_code
         == 200
     )
+
+
+@pytest.mark.parametrize(
+    ("phone", "texts"),
+    [
+        ("+221770000002", ["ABO MIL KAOLACK", "DESABO MIL", "LANGUE WO", "AIDE"]),
+        ("+221770000001", ["BINDU DUGUB", "NDIMBAL", "NJEG GERTE TOUBA"]),
+        (SWAHILI, ["JIUNGE MAHINDI", "ONDOA MAHINDI", "KIWANGO MAHINDI", "MSAADA", "LUGHA EN"]),
+        (FARMER, ["SUBSCRIBE BEANS", "UNSUB BEANS", "GRADE MAIZ", "LANG SWAHILI"]),
+    ],
+)
+def test_commands_in_each_language_each_get_one_reply(client, session, phone, texts) -> None:
+    for text in texts:
+        send(client, phone, text)
+    answers = replies(session, phone)
+    assert len(answers) == len(texts), answers
+    rows = session.scalars(sa.select(OutboundMessage).where(OutboundMessage.to_phone == phone)).all()
+    assert all(row.segments == 1 and row.encoding == "gsm7" for row in rows)

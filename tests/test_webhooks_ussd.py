@@ -77,3 +77,17 @@ def test_end_event_is_stored_even_for_unknown_session(app, client) -> None:
         with get_db().session() as session:
             row = session.scalar(sa.select(UssdSession).where(UssdSession.session_id == "ghost"))
             assert row.status == "Incomplete" and row.duration_ms == 4200
+
+
+def test_a_failing_screen_ends_with_an_apology_in_the_callers_language(client, monkeypatch, caplog) -> None:
+    from smsgw.conversations.ussd.engine import SCREENS
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(SCREENS["main"], "render", broken)
+    response = client.post("/at/ussd", data={**FIRST_HOP, "phoneNumber": "+254700000002", "sessionId": "boom-1"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and body.startswith("END ")
+    assert "Samahani" in body  # the Swahili apology for a Swahili speaker
+    assert any("boom-1" in record.getMessage() for record in caplog.records)
