@@ -32,6 +32,11 @@ ERRORS = {
     "missing_order": N_("Which order? Add its number, e.g. JOIN 12 10"),
     "bad_lang": N_("Languages: LANG EN, LANG FR, LANG SW, LANG WO"),
 }
+# A reporter's receipt: published at once, or held for an operator's check.
+REPORT_RECEIPTS = {
+    True: N_("Published: %(crop)s %(market)s %(price)s/%(unit)s. Thank you."),
+    False: N_("Received: %(crop)s %(market)s %(price)s/%(unit)s, pending check. Thank you."),
+}
 HELP = N_(
     "PRICE MAIZE [market], STD MAIZE, SUB MAIZE, UNSUB MAIZE, SOLD 10BAG90 MAIZE 4300, JOIN 12 10, LANG SW, STOP"
 )
@@ -301,16 +306,9 @@ def _report(request: Request) -> str:
         )
     except ReportError as error:
         return t(error.message)
-    if observation.status == "approved":
-        return t(
-            "Published: %(crop)s %(market)s %(price)s/%(unit)s. Thank you.",
-            crop=commodity.name(t.lang),
-            market=market.name,
-            price=t.money(parsed.price, market.currency),
-            unit=unit.label(t.lang),
-        )
+    receipt = REPORT_RECEIPTS[observation.status == "approved"]
     return t(
-        "Received: %(crop)s %(market)s %(price)s/%(unit)s, pending check. Thank you.",
+        receipt,
         crop=commodity.name(t.lang),
         market=market.name,
         price=t.money(parsed.price, market.currency),
