@@ -256,3 +256,7 @@ def orders_sweep() -> None:
 
     orders_job()
     click.echo("orders swept")
+from smsgw import cli_prices  # noqa: E402,F401  (registers the prices commands)
+from smsgw import cli_users  # noqa: E402,F401  (registers the users commands)
+from smsgw import cli_report  # noqa: E402,F401  (registers the report commands)
+from smsgw import cli_contacts  # noqa: E402,F401  (registers the contacts commands)

@@ -52,6 +52,12 @@ def _defaults() -> dict[str, Any]:
         "SMS_REPLIES_PER_HOUR": 10,
         "SMS_UNKNOWN_DAILY_CAP": 5,
         "SMS_UNKNOWN_REPLIES": 3,
+        # Replies to everyone together per hour: many numbers each under their own cap
+        # (an SMS-pumping attack) cannot run up the bill past this.
+        "SMS_GLOBAL_REPLIES_PER_HOUR": 1000,
+        # "KES:2000,XOF:30000": warn (log and audit, once a day) when the day's outbound
+        # SMS cost in a currency passes its amount; empty: no alert.
+        "SMS_DAILY_COST_ALERT": "",
         "SMS_SHORTCODE_KEYWORDS": "SOKO,SMSGW",
         "SMSGW_SENDER_IDS": "",
         "SMS_SEGMENT_COST": "KES:0.80,XOF:15",
@@ -69,6 +75,7 @@ _INT_KEYS = {
     "SMS_REPLIES_PER_HOUR",
     "SMS_UNKNOWN_DAILY_CAP",
     "SMS_UNKNOWN_REPLIES",
+    "SMS_GLOBAL_REPLIES_PER_HOUR",
     "BULLETIN_STALE_DAYS",
     "BULLETIN_QUIET_START",
     "BULLETIN_QUIET_END",

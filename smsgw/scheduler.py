@@ -19,6 +19,7 @@ from smsgw.config import load_settings
 from smsgw.conversations.reminders import send_reminders
 from smsgw.conversations.ussd.session import expire_sessions
 from smsgw.db import Database, utcnow
+from smsgw.messaging.cost_alert import check_daily_cost
 from smsgw.messaging.drain import drain_once
 from smsgw.messaging.gateways import build_gateway
 from smsgw.messaging.outbox import recover_stale
@@ -85,6 +86,12 @@ def sessions_job() -> None:
         expire_sessions(session, utcnow())
 
 
+def cost_alert_job() -> None:
+    """Warn (log and audit, once a day) when the day's SMS cost passes SMS_DAILY_COST_ALERT."""
+    with _database().session() as session:
+        check_daily_cost(session, load_settings())
+
+
 def build_scheduler(settings: Mapping[str, Any]) -> BlockingScheduler:
     """A scheduler with our jobs on a job store in the app's database."""
     scheduler = BlockingScheduler(
@@ -105,6 +112,7 @@ def build_scheduler(settings: Mapping[str, Any]) -> BlockingScheduler:
     scheduler.add_job("smsgw.scheduler:bulletin_job", "interval", minutes=1, id="bulletins", replace_existing=True, next_run_time=dt.datetime.now(dt.timezone.utc))
     scheduler.add_job("smsgw.scheduler:orders_job", "interval", minutes=5, id="orders", replace_existing=True)
     scheduler.add_job("smsgw.scheduler:sessions_job", "interval", minutes=10, id="ussd-sessions", replace_existing=True)
+    scheduler.add_job("smsgw.scheduler:cost_alert_job", "interval", minutes=10, id="cost-alert", replace_existing=True)
     return scheduler
 
 

@@ -4,7 +4,8 @@ It answers ``POST /version1/messaging`` the way AT does (HTTP 201, ``Content-Typ
 application/json`` exactly, per-recipient results) and can be told to fail: chosen
 numbers rejected, a share of requests answering 500 or hanging past the client's
 timeout, a wrong API key, or the whole service down. Failures are drawn from a seeded
-generator, one draw per request, so a test sees the same run every time.
+generator, one draw per request, so a test sees the same run every time. It can also be
+slow (``delay_seconds`` before every answer), to hold a request in flight.
 """
 from __future__ import annotations
 
@@ -66,7 +67,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client died waiting (a killed drain): AT's work is done all the same
         self.close_connection = True
 
 
@@ -83,6 +87,7 @@ class FakeAfricasTalking:
         hang_seconds: float = 2.0,
         fail_numbers: set[str] | None = None,
         content_type: str = "application/json",
+        delay_seconds: float = 0.0,
     ) -> None:
         self.api_key = api_key
         self.error_rate = error_rate
@@ -90,6 +95,7 @@ class FakeAfricasTalking:
         self.hang_seconds = hang_seconds
         self.fail_numbers = set(fail_numbers or ())
         self.content_type = content_type
+        self.delay_seconds = delay_seconds
         self.requests: list[FakeRequest] = []
         self.deliveries: list[tuple[str, str]] = []  # (number, message) AT accepted
         self._random = random.Random(seed)
@@ -171,6 +177,9 @@ class FakeAfricasTalking:
             else:
                 answer = "201"
             self.requests.append(_record(fields, api_key, answer))
+        if self.delay_seconds and answer != "timeout":
+            # A slow AT: the request is in flight, then handled as usual.
+            self._closing.wait(self.delay_seconds)
         if answer == "timeout":
             # Hang before doing anything, so the timed-out request sent nothing.
             self._closing.wait(self.hang_seconds)

@@ -10,7 +10,7 @@ import sqlalchemy.orm as so
 
 from smsgw.db import Database
 from smsgw.messaging.gateways import Gateway
-from smsgw.messaging.outbox import SendResult, claim_due, record_result
+from smsgw.messaging.outbox import NOT_YET_SENT, SendResult, claim_due, record_result
 from smsgw.models import Contact, OutboundMessage
 
 log = logging.getLogger(__name__)
@@ -33,9 +33,12 @@ def drain_once(db: Database, gateway: Gateway, batch_size: int = 500, chunk: int
     stats = DrainStats()
     with db.session() as session:
         batch = claim_due(session, batch_size)
-        stats.claimed = len(batch)
         if not batch:
             return stats
+        batch = _whole_requests(session, batch, batch_size, chunk)
+        stats.claimed = len(batch)
+        for message in batch:
+            message.last_error = NOT_YET_SENT
         session.commit()
         withdrawn = _withdrawn(session, batch)
         groups: dict[tuple[str, str | None], list[OutboundMessage]] = defaultdict(list)
@@ -49,11 +52,42 @@ def drain_once(db: Database, gateway: Gateway, batch_size: int = 500, chunk: int
         session.commit()
         for (text, sender_id), messages in groups.items():
             for part in _chunks(messages, chunk):
+                # Committed before the call: if this process dies now, only these rows
+                # may have gone out (see outbox.recover_stale).
+                for message in part:
+                    message.last_error = ""
+                session.commit()
                 _send_chunk(gateway, text, sender_id, part, stats)
                 # Record each request's outcome at once: a crash later in the batch must
                 # not leave these rows looking unsent.
                 session.commit()
     return stats
+
+
+def _whole_requests(session: so.Session, batch: list[OutboundMessage], batch_size: int, chunk: int) -> list[OutboundMessage]:
+    """Give back, before the claim commits, the recipients of a text cut off by a full batch.
+
+    The claim puts identical texts side by side, so a full batch usually ends inside the
+    last text's recipients; sending that piece now would cost one request more than
+    sending it with the rest, which the next claim takes first.
+    """
+    if len(batch) < batch_size:
+        return batch
+    last = (batch[-1].text, batch[-1].sender_id)
+    same = [message for message in batch if (message.text, message.sender_id) == last]
+    spare = len(same) % chunk
+    if spare == 0 or spare >= len(batch):
+        return batch
+    given_back = {message.id for message in same[-spare:]}
+    session.execute(
+        sa.update(OutboundMessage)
+        .where(OutboundMessage.id.in_(given_back))
+        .values(status="queued", claimed_at=None, attempts=OutboundMessage.attempts - 1)
+        .execution_options(synchronize_session=False)
+    )
+    for message in same[-spare:]:
+        session.expunge(message)
+    return [message for message in batch if message.id not in given_back]
 
 
 def _withdrawn(session: so.Session, batch: list[OutboundMessage]) -> set[int]:

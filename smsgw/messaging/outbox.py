@@ -16,7 +16,7 @@ import sqlalchemy.orm as so
 from sqlalchemy.exc import IntegrityError
 
 from smsgw.db import utcnow
-from smsgw.messaging.encoding import encode_for_sms
+from smsgw.messaging.encoding import Encoded, encode_for_sms
 from smsgw.models import OutboundMessage
 
 PRIORITY = {"reply": 0, "receipt": 1, "order": 1, "alert": 2, "bulletin": 5}
@@ -24,6 +24,10 @@ MAX_ATTEMPTS = 6
 # Bulk that was in flight when a drain died is not worth a duplicate; a reply or an
 # order receipt is (at least once).
 AT_MOST_ONCE = {"bulletin"}
+# last_error of a claimed row the drain has not handed to the gateway yet. A batch is
+# sent in several requests: when a drain dies, only the rows of the request in flight may
+# have gone out; the rest of its batch carries this mark and is simply queued again.
+NOT_YET_SENT = "claimed; not yet handed to the gateway"
 
 
 def enqueue(
@@ -66,6 +70,61 @@ def enqueue(
     return message
 
 
+@dataclass(frozen=True)
+class Queued:
+    """One message for ``enqueue_many``: the arguments ``enqueue`` takes, as a value."""
+
+    to: str
+    text: str
+    key: str
+    lang: str = "en"
+    contact_id: int | None = None
+
+
+def enqueue_many(
+    session: so.Session,
+    messages: list[Queued],
+    *,
+    purpose: str,
+    sender_id: str | None = None,
+    not_before: dt.datetime | None = None,
+) -> None:
+    """Queue many SMS in one INSERT; a message whose key is already queued is skipped.
+
+    The same contract as ``enqueue`` row by row (the unique key decides), for bulk
+    senders: ON CONFLICT DO NOTHING settles a race with another transaction without a
+    savepoint per row.
+    """
+    if not messages:
+        return
+    now = utcnow()
+    encoded: dict[tuple[str, str], Encoded] = {}
+    rows = []
+    for message in messages:
+        found = encoded.get((message.text, message.lang))
+        if found is None:
+            found = encoded[(message.text, message.lang)] = encode_for_sms(message.text, message.lang)
+        rows.append({
+            "idempotency_key": message.key, "to_phone": message.to, "contact_id": message.contact_id,
+            "text": found.text, "purpose": purpose, "priority": PRIORITY[purpose], "encoding": found.encoding,
+            "segments": found.segments, "sender_id": sender_id, "status": "queued", "attempts": 0,
+            "next_attempt_at": not_before or now, "last_error": "", "created_at": now,
+        })
+    session.execute(_insert_or_skip(session), rows)
+
+
+def _insert_or_skip(session: so.Session) -> sa.Insert:
+    """INSERT INTO outbound_message ... ON CONFLICT (idempotency_key) DO NOTHING."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(OutboundMessage).on_conflict_do_nothing(index_elements=[OutboundMessage.idempotency_key])
+
+
+CLAIM_ORDER = (OutboundMessage.priority, OutboundMessage.next_attempt_at, OutboundMessage.text, OutboundMessage.id)
+
+
 def claim_due(session: so.Session, limit: int, now: dt.datetime | None = None) -> list[OutboundMessage]:
     """Mark up to ``limit`` due messages ``sending`` and return them, most urgent first.
 
@@ -77,7 +136,8 @@ def claim_due(session: so.Session, limit: int, now: dt.datetime | None = None) -
     due = (
         sa.select(OutboundMessage.id)
         .where(OutboundMessage.status == "queued", OutboundMessage.next_attempt_at <= now)
-        .order_by(OutboundMessage.priority, OutboundMessage.next_attempt_at, OutboundMessage.id)
+        # Identical texts next to each other, so that a drain can send them in one request.
+        .order_by(*CLAIM_ORDER)
         .limit(limit)
     )
     due_ids: sa.Select[int] | sa.ScalarSelect[int] = due.scalar_subquery()
@@ -98,7 +158,7 @@ def claim_due(session: so.Session, limit: int, now: dt.datetime | None = None) -
     rows = session.scalars(
         sa.select(OutboundMessage)
         .where(OutboundMessage.id.in_(claimed_ids))
-        .order_by(OutboundMessage.priority, OutboundMessage.next_attempt_at, OutboundMessage.id)
+        .order_by(*CLAIM_ORDER)
         .execution_options(populate_existing=True)
     ).all()
     return list(rows)
@@ -153,20 +213,22 @@ def record_result(message: OutboundMessage, result: SendResult, now: dt.datetime
 def recover_stale(session: so.Session, older_than: dt.timedelta, now: dt.datetime | None = None) -> dict[str, int]:
     """Settle ``sending`` rows left by a drain that died.
 
-    Bulk (bulletins) becomes ``unknown``: the gateway may have sent it and a duplicate
-    bulletin costs more than a missed one. Replies, receipts and order news go back to
-    ``queued``: a person is waiting for them.
+    Bulk (bulletins) that was in flight becomes ``unknown``: the gateway may have sent it
+    and a duplicate bulletin costs more than a missed one. Replies, receipts and order
+    news go back to ``queued``: a person is waiting for them. Rows the drain had claimed
+    but not yet handed to the gateway (``NOT_YET_SENT``) were never sent: queued again.
     """
     now = now or utcnow()
     stale = (OutboundMessage.status == "sending", OutboundMessage.claimed_at < now - older_than)
+    never_sent = OutboundMessage.last_error == NOT_YET_SENT
     unknown = session.execute(
         sa.update(OutboundMessage)
-        .where(*stale, OutboundMessage.purpose.in_(AT_MOST_ONCE))
+        .where(*stale, OutboundMessage.purpose.in_(AT_MOST_ONCE), sa.not_(never_sent))
         .values(status="unknown", final_at=now, last_error="drain stopped during send")
     ).rowcount
     requeued = session.execute(
         sa.update(OutboundMessage)
-        .where(*stale, OutboundMessage.purpose.not_in(AT_MOST_ONCE))
+        .where(*stale, sa.or_(OutboundMessage.purpose.not_in(AT_MOST_ONCE), never_sent))
         .values(status="queued", next_attempt_at=now)
     ).rowcount
     return {"unknown": unknown, "requeued": requeued}

@@ -74,6 +74,18 @@ class OutboundMessage(Base):
             sqlite_where=sa.text("status = 'queued'"),
             postgresql_where=sa.text("status = 'queued'"),
         ),
+        # The reply caps count a phone's recent replies on every inbound SMS, and a
+        # bulletin run counts each subscriber's bulletins of the day: without these,
+        # both scan the whole outbox.
+        sa.Index("ix_outbound_message_phone_created", "to_phone", "created_at"),
+        sa.Index("ix_outbound_message_contact_created", "contact_id", "created_at"),
+        # The global reply cap counts all replies of the last hour on every inbound SMS.
+        sa.Index(
+            "ix_outbound_message_reply_created",
+            "created_at",
+            sqlite_where=sa.text("purpose = 'reply'"),
+            postgresql_where=sa.text("purpose = 'reply'"),
+        ),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)

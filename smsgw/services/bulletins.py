@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from smsgw.conversations.bulletin_texts import daily_text, weekly_text
 from smsgw.db import Database, utcnow
 from smsgw.messaging import outbox
-from smsgw.messaging.encoding import encode_for_sms
+from smsgw.messaging.encoding import Encoded, encode_for_sms
 from smsgw.models import BulletinRun, Contact, Market, OutboundMessage, Subscription
 
 BATCH = 500
@@ -146,18 +146,34 @@ def _finish(db: Database, kind: str, market_id: int, day: dt.date, messages: int
         )
 
 
-def _over_cap(session: so.Session, contact: Contact, policy: Policy, now: dt.datetime) -> bool:
-    sent_today = session.scalar(
-        sa.select(sa.func.count(OutboundMessage.id)).where(
-            OutboundMessage.contact_id == contact.id,
+def _capped(session: so.Session, contacts: list[Contact], policy: Policy, now: dt.datetime) -> set[int]:
+    """Ids of the batch's contacts who already got ``daily_cap`` bulletins in the last day."""
+    return set(session.scalars(
+        sa.select(OutboundMessage.contact_id)
+        .where(
+            OutboundMessage.contact_id.in_([contact.id for contact in contacts]),
             OutboundMessage.purpose == "bulletin",
             OutboundMessage.created_at >= now - dt.timedelta(days=1),
         )
-    )
-    return sent_today >= policy.daily_cap
+        .group_by(OutboundMessage.contact_id)
+        .having(sa.func.count(OutboundMessage.id) >= policy.daily_cap)
+    ))
 
 
 COMPOSERS: dict[str, Callable[..., str | None]] = {"daily": daily_text, "weekly": weekly_text}
+
+
+def _compose(session: so.Session, kind: str, contact: Contact, day: dt.date, policy: Policy, cache: dict, texts: dict) -> Encoded | None:
+    """The contact's bulletin, encoded; composed once per run for everyone alike.
+
+    A composer reads only the language, the home market and the alerts (in order), so
+    subscribers who share those share the text: thousands of them, a few hundred texts.
+    """
+    key = (contact.language, contact.home_market_id, tuple((sub.commodity_id, sub.market_id) for sub in contact.subscriptions))
+    if key not in texts:
+        text = COMPOSERS[kind](session, contact, day, policy.stale_days, cache)
+        texts[key] = None if text is None else encode_for_sms(text, contact.language)
+    return texts[key]
 
 
 def run_bulletin(
@@ -185,6 +201,7 @@ def run_bulletin(
     now = utcnow()
     after = 0
     cache: dict = {}
+    composed: dict = {}
     while True:
         # One transaction per batch, committed before any pause, so a crash loses at
         # most the batch in hand and other writers get their turn between batches.
@@ -195,29 +212,20 @@ def run_bulletin(
                 break
             after = contacts[-1].id
             sender = policy.sender_ids.get(market.country)
+            capped = set() if dry_run else _capped(session, contacts, policy, now)
+            queued = []
             for contact in contacts:
-                text = COMPOSERS[kind](session, contact, day, policy.stale_days, cache)
-                if text is None or (not dry_run and _over_cap(session, contact, policy, now)):
+                encoded = _compose(session, kind, contact, day, policy, cache, composed)
+                if encoded is None or contact.id in capped:
                     continue
-                encoded = encode_for_sms(text, contact.language)
                 report.messages += 1
                 report.segments += encoded.segments
-                report.by_language[contact.language] = (
-                    report.by_language.get(contact.language, 0) + 1
-                )
+                report.by_language[contact.language] = report.by_language.get(contact.language, 0) + 1
                 texts.add(encoded.text)
-                if not dry_run:
-                    outbox.enqueue(
-                        session,
-                        to=contact.phone,
-                        text=text,
-                        purpose="bulletin",
-                        key=f"bulletin:{kind}:{day.isoformat()}:{contact.id}",
-                        lang=contact.language,
-                        contact_id=contact.id,
-                        sender_id=sender,
-                        not_before=policy.not_before(market, now),
-                    )
+                queued.append(outbox.Queued(to=contact.phone, text=encoded.text, key=f"bulletin:{kind}:{day.isoformat()}:{contact.id}", lang=contact.language, contact_id=contact.id))
+            if not dry_run:
+                # One INSERT per batch; the keys still make a repeated run add nothing.
+                outbox.enqueue_many(session, queued, purpose="bulletin", sender_id=sender, not_before=policy.not_before(market, now))
             if dry_run:
                 session.rollback()
         if progress:

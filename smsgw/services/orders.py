@@ -388,9 +388,12 @@ def _role(session: so.Session, contact_id: int, group_id: int) -> str | None:
 
 
 def _positive(value: Decimal, code: str, step: Decimal) -> Decimal:
-    """``value`` rounded to ``step``; refused with ``code`` unless finite and above zero."""
-    rounded = value.quantize(step, decimal.ROUND_HALF_UP) if value.is_finite() else Decimal(0)
-    if rounded <= 0:
+    """``value`` rounded to ``step``; refused with ``code`` unless finite, above zero, and
+    within the 14 digits of our Numeric columns."""
+    if not value.is_finite() or value.adjusted() >= 14:
+        raise OrderError(code, f"{value} is not a credible amount")
+    rounded = value.quantize(step, decimal.ROUND_HALF_UP)
+    if rounded <= 0 or len(rounded.as_tuple().digits) > 14:
         raise OrderError(code, f"{value} is not a positive amount")
     return rounded
 

@@ -1,20 +1,19 @@
 """Prices reported by registered reporters: checked, then published or held for review."""
+
 from __future__ import annotations
 
 import datetime as dt
 import decimal
-import statistics
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from smsgw.i18n import N_
 from smsgw.models import Commodity, Contact, Market, PriceObservation, PriceReporter, Unit
+from smsgw.services.price_checks import Policy, candidate_for, check_price
+from smsgw.services.price_import import storable
 
-HISTORY = dt.timedelta(days=30)
-# A trusted reporter's price within this share of the market's recent median is published
-# at once; anything else waits for an operator (a wrong price sent to thousands does harm).
-AUTO_APPROVE_BAND = decimal.Decimal("0.25")
+SOURCE = "sms"
 
 
 class ReportError(ValueError):
@@ -28,22 +27,10 @@ class ReportError(ValueError):
 def reporter_for(session: so.Session, phone: str) -> PriceReporter | None:
     """The active reporter behind ``phone``, if any."""
     return session.scalar(
-        sa.select(PriceReporter).join(Contact).where(Contact.phone == phone, PriceReporter.active.is_(True))
+        sa.select(PriceReporter)
+        .join(Contact)
+        .where(Contact.phone == phone, PriceReporter.active.is_(True))
     )
-
-
-def recent_median(session: so.Session, commodity: Commodity, market: Market, day: dt.date) -> decimal.Decimal | None:
-    """The median approved wholesale price per base unit over the last 30 days."""
-    values = session.scalars(
-        sa.select(PriceObservation.price_per_base).where(
-            PriceObservation.commodity_id == commodity.id,
-            PriceObservation.market_id == market.id,
-            PriceObservation.kind == "wholesale",
-            PriceObservation.status == "approved",
-            PriceObservation.observed_on.between(day - HISTORY, day),
-        )
-    ).all()
-    return decimal.Decimal(statistics.median(values)) if values else None
 
 
 def submit_report(
@@ -56,8 +43,9 @@ def submit_report(
     unit: Unit,
     day: dt.date,
     source_ref: str,
+    policy: Policy | None = None,
 ) -> PriceObservation:
-    """Store a reporter's price as pending, or approved when trusted and in range."""
+    """Store a reporter's price: approved when trusted and in range, else pending with the reason."""
     reporter = reporter_for(session, phone)
     if reporter is None:
         raise ReportError(N_("Only registered price reporters can send prices."))
@@ -66,21 +54,26 @@ def submit_report(
     if amount <= 0:
         raise ReportError(N_("That price is not a number above 0."))
     existing = session.scalar(
-        sa.select(PriceObservation).where(PriceObservation.source == "sms", PriceObservation.source_ref == source_ref)
+        sa.select(PriceObservation).where(
+            PriceObservation.source == SOURCE, PriceObservation.source_ref == source_ref
+        )
     )
     if existing is not None:
         return existing
-    per_base = (amount / unit.factor).quantize(decimal.Decimal("0.000001"))
-    median = recent_median(session, commodity, market, day)
-    status, reason = "pending", ""
-    if median is None:
-        reason = "no recent prices to compare with"
-    elif abs(per_base - median) / median > AUTO_APPROVE_BAND:
-        reason = f"{(per_base / median - 1) * 100:+.0f}% from the 30-day median"
-    elif reporter.trusted:
-        status = "approved"
-    else:
-        reason = "reporter not trusted for automatic publication"
+    stored = storable(amount, unit.factor)
+    # Fractions of a cent and sums beyond the columns cannot be stored: ask again, no 500.
+    if stored is None:
+        raise ReportError(N_("That price is not possible. Please check it."))
+    amount, per_base = stored
+    # A reporter's trust flag is the policy for SMS: a wrong price sent to thousands does
+    # harm, so only trusted reporters publish at once, and only in-range prices.
+    decision = check_price(
+        session,
+        candidate_for(market, commodity.id, "wholesale", unit, day, per_base),
+        policy or Policy.from_settings(),
+        trusted=reporter.trusted,
+        untrusted_reason="reporter not trusted for automatic publication",
+    )
     observation = PriceObservation(
         commodity_id=commodity.id,
         market_id=market.id,
@@ -90,10 +83,10 @@ def submit_report(
         currency=market.currency,
         price_per_base=per_base,
         kind="wholesale",
-        source="sms",
+        source=SOURCE,
         source_ref=source_ref,
-        status=status,
-        status_reason=reason,
+        status=decision.status,
+        status_reason=decision.reason,
         reporter_id=reporter.id,
     )
     session.add(observation)

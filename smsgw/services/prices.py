@@ -115,6 +115,39 @@ def nearby_markets(
     return [m for _, m in sorted(near, key=lambda pair: pair[0])]
 
 
+def latest_prices(
+    session: so.Session, commodity: Commodity, markets: list[Market], day: dt.date, kind: str = "wholesale"
+) -> dict[int, tuple[dt.date, decimal.Decimal]]:
+    """``price_on_or_before`` for many markets at once: market id -> (day, median per base unit).
+
+    Two queries whatever the number of markets, where asking market by market costs two each.
+    """
+    if not markets:
+        return {}
+    approved = (
+        PriceObservation.commodity_id == commodity.id,
+        PriceObservation.market_id.in_([market.id for market in markets]),
+        PriceObservation.kind == kind,
+        PriceObservation.status == "approved",
+    )
+    latest = dict(session.execute(
+        sa.select(PriceObservation.market_id, sa.func.max(PriceObservation.observed_on))
+        .where(*approved, PriceObservation.observed_on <= day)
+        .group_by(PriceObservation.market_id)
+    ).all())
+    if not latest:
+        return {}
+    values: dict[int, list[decimal.Decimal]] = {}
+    rows = session.execute(
+        sa.select(PriceObservation.market_id, PriceObservation.observed_on, PriceObservation.price_per_base)
+        .where(*approved, PriceObservation.observed_on.in_(set(latest.values())))
+    )
+    for market_id, observed_on, per_base in rows:
+        if latest.get(market_id) == observed_on:
+            values.setdefault(market_id, []).append(per_base)
+    return {market_id: (latest[market_id], decimal.Decimal(statistics.median(found))) for market_id, found in values.items()}
+
+
 def best_nearby(
     session: so.Session,
     quote: Quote,
@@ -122,14 +155,17 @@ def best_nearby(
     radius_km: float = NEARBY_KM,
 ) -> Quote | None:
     """The nearby market paying most for the commodity, if it pays more than ``quote``."""
-    best: Quote | None = None
-    for other in nearby_markets(session, quote.market, radius_km):
-        candidate = latest_quote(session, quote.commodity, other, quote.day)
-        if candidate is None or quote.day - candidate.day > max_age:
+    others = nearby_markets(session, quote.market, radius_km)
+    latest = latest_prices(session, quote.commodity, others, quote.day)
+    best: tuple[decimal.Decimal, Market] | None = None
+    for other in others:  # nearest first: of two equal prices the nearer market wins
+        found = latest.get(other.id)
+        if found is None or quote.day - found[0] > max_age:
             continue
-        if candidate.amount > quote.amount and (best is None or candidate.amount > best.amount):
-            best = candidate
-    return best
+        amount = _per_unit(found[1], quote.commodity.default_unit)
+        if amount > quote.amount and (best is None or amount > best[0]):
+            best = (amount, other)
+    return latest_quote(session, quote.commodity, best[1], quote.day) if best else None
 
 
 def markets_with_prices(

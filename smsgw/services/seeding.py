@@ -1,4 +1,5 @@
 """Load the demo content (``content/``) into the database; running it twice changes nothing."""
+
 from __future__ import annotations
 
 import csv
@@ -16,17 +17,20 @@ from smsgw.db import utcnow
 from smsgw.models import (
     Buyer,
     BuyOffer,
+    Commitment,
     Commodity,
     CommodityAlias,
     Contact,
     Grade,
     GradeLimit,
+    GroupOrder,
     Market,
     MarketAlias,
     Membership,
     PriceObservation,
     PriceReporter,
     ProducerGroup,
+    SaleReport,
     Subscription,
     Unit,
     UnitAlias,
@@ -51,7 +55,9 @@ def _upsert(session: so.Session, model: type, key: dict[str, Any], values: dict[
     return row
 
 
-def _aliases(session: so.Session, model: type, owner: str, owner_id: int, words: dict[str, str]) -> None:
+def _aliases(
+    session: so.Session, model: type, owner: str, owner_id: int, words: dict[str, str]
+) -> None:
     for alias, lang in words.items():
         values = {owner: owner_id}
         if lang is not None:
@@ -62,7 +68,13 @@ def _aliases(session: so.Session, model: type, owner: str, owner_id: int, words:
 class Seeder:
     """Reads ``content/`` and writes it through idempotent upserts."""
 
-    def __init__(self, session: so.Session, content_dir: Path, today: dt.date, progress: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        session: so.Session,
+        content_dir: Path,
+        today: dt.date,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
         self.session = session
         self.content = content_dir
         self.today = today
@@ -75,49 +87,100 @@ class Seeder:
     def run(self) -> dict[str, int]:
         """Seed everything; return the number of price rows added."""
         self._units(tomllib.loads((self.content / "units.toml").read_text("utf-8")))
-        countries = {name: tomllib.loads((self.content / f"{name}.toml").read_text("utf-8")) for name in COUNTRY_FILES}
+        countries = {
+            name: tomllib.loads((self.content / f"{name}.toml").read_text("utf-8"))
+            for name in COUNTRY_FILES
+        }
         for name, data in countries.items():
             self.progress(f"catalog: {name}")
             self._country(data)
         added = 0
-        if not self.session.scalar(sa.select(PriceObservation.id).where(PriceObservation.source == DEMO_SOURCE).limit(1)):
+        if not self.session.scalar(
+            sa.select(PriceObservation.id).where(PriceObservation.source == DEMO_SOURCE).limit(1)
+        ):
             for name in COUNTRY_FILES:
                 self.progress(f"price history: {name}")
-                added += self._prices(self.content / "prices" / f"{name}.csv", countries[name]["currency"])
-        return {"prices_added": added}
+                added += self._prices(
+                    self.content / "prices" / f"{name}.csv", countries[name]["currency"]
+                )
+        return {"prices_added": added, "sales_added": self._season()}
 
     def _units(self, data: dict[str, Any]) -> None:
         for item in data["unit"]:
-            unit = _upsert(self.session, Unit, {"code": item["code"]}, {"base": item["base"], "factor": decimal.Decimal(item["factor"]), "names": item["names"]})
-            _aliases(self.session, UnitAlias, "unit_id", unit.id, {a: None for a in item["aliases"]})
+            unit = _upsert(
+                self.session,
+                Unit,
+                {"code": item["code"]},
+                {
+                    "base": item["base"],
+                    "factor": decimal.Decimal(item["factor"]),
+                    "names": item["names"],
+                },
+            )
+            _aliases(
+                self.session, UnitAlias, "unit_id", unit.id, {a: None for a in item["aliases"]}
+            )
             self.units[unit.code] = unit
 
     def _country(self, data: dict[str, Any]) -> None:
         for item in data["market"]:
-            market = _upsert(self.session, Market, {"code": item["code"]}, {
-                "name": item["name"], "short_name": item["short"], "country": data["country"],
-                "region": item.get("region", ""), "timezone": data["timezone"], "currency": data["currency"],
-                "latitude": decimal.Decimal(str(item["latitude"])).quantize(decimal.Decimal("0.000001")),
-                "longitude": decimal.Decimal(str(item["longitude"])).quantize(decimal.Decimal("0.000001")),
-                "bulletin_hour": item.get("bulletin_hour", 6),
-            })
-            _aliases(self.session, MarketAlias, "market_id", market.id, {a: None for a in item["aliases"]})
+            market = _upsert(
+                self.session,
+                Market,
+                {"code": item["code"]},
+                {
+                    "name": item["name"],
+                    "short_name": item["short"],
+                    "country": data["country"],
+                    "region": item.get("region", ""),
+                    "timezone": data["timezone"],
+                    "currency": data["currency"],
+                    "latitude": decimal.Decimal(str(item["latitude"])).quantize(
+                        decimal.Decimal("0.000001")
+                    ),
+                    "longitude": decimal.Decimal(str(item["longitude"])).quantize(
+                        decimal.Decimal("0.000001")
+                    ),
+                    "bulletin_hour": item.get("bulletin_hour", 6),
+                },
+            )
+            _aliases(
+                self.session,
+                MarketAlias,
+                "market_id",
+                market.id,
+                {a: None for a in item["aliases"]},
+            )
             self.markets[market.code] = market
         for item in data["commodity"]:
-            commodity = _upsert(self.session, Commodity, {"code": item["code"]}, {
-                "kind": item["kind"], "default_unit_id": self.units[item["default_unit"]].id,
-                "names": item["names"], "short_names": item["short"],
-            })
+            commodity = _upsert(
+                self.session,
+                Commodity,
+                {"code": item["code"]},
+                {
+                    "kind": item["kind"],
+                    "default_unit_id": self.units[item["default_unit"]].id,
+                    "names": item["names"],
+                    "short_names": item["short"],
+                },
+            )
             words = {alias: lang for lang, aliases in item["aliases"].items() for alias in aliases}
             _aliases(self.session, CommodityAlias, "commodity_id", commodity.id, words)
             self.commodities[commodity.code] = commodity
         for item in data.get("grade", []):
             self._grade(item)
         for item in data.get("buyer", []):
-            self.buyers[item["code"]] = _upsert(self.session, Buyer, {"code": item["code"]}, {
-                "name": item["name"], "kind": item["kind"], "phone": normalize_phone(item["phone"]),
-                "market_id": self.markets[item["market"]].id,
-            })
+            self.buyers[item["code"]] = _upsert(
+                self.session,
+                Buyer,
+                {"code": item["code"]},
+                {
+                    "name": item["name"],
+                    "kind": item["kind"],
+                    "phone": normalize_phone(item["phone"]),
+                    "market_id": self.markets[item["market"]].id,
+                },
+            )
         for item in data.get("offer", []):
             self._offer(item, data["currency"])
         contacts = {}
@@ -130,8 +193,19 @@ class Seeder:
 
     def _grade(self, item: dict[str, Any]) -> None:
         commodity = self.commodities[item["commodity"]]
-        grade = self.session.scalar(sa.select(Grade).where(Grade.commodity_id == commodity.id, Grade.buyer_id.is_(None), Grade.code == item["code"]))
-        values = {"rank": item["rank"], "standard": item["standard"], "price_diff_pct": decimal.Decimal(item["price_diff_pct"]), "requirements": item["requirements"]}
+        grade = self.session.scalar(
+            sa.select(Grade).where(
+                Grade.commodity_id == commodity.id,
+                Grade.buyer_id.is_(None),
+                Grade.code == item["code"],
+            )
+        )
+        values = {
+            "rank": item["rank"],
+            "standard": item["standard"],
+            "price_diff_pct": decimal.Decimal(item["price_diff_pct"]),
+            "requirements": item["requirements"],
+        }
         if grade is None:
             grade = Grade(commodity_id=commodity.id, code=item["code"], **values)
             self.session.add(grade)
@@ -141,22 +215,48 @@ class Seeder:
                     setattr(grade, name, value)
         self.session.flush()
         for limit in item.get("limits", []):
-            _upsert(self.session, GradeLimit, {"grade_id": grade.id, "parameter": limit["parameter"]}, {
-                "min_value": _dec(limit.get("min")), "max_value": _dec(limit.get("max")), "unit": limit.get("unit", "%"),
-            })
+            _upsert(
+                self.session,
+                GradeLimit,
+                {"grade_id": grade.id, "parameter": limit["parameter"]},
+                {
+                    "min_value": _dec(limit.get("min")),
+                    "max_value": _dec(limit.get("max")),
+                    "unit": limit.get("unit", "%"),
+                },
+            )
 
     def _offer(self, item: dict[str, Any], currency: str) -> None:
         buyer = self.buyers[item["buyer"]]
         commodity = self.commodities[item["commodity"]]
-        grade = self.session.scalar(sa.select(Grade).where(Grade.commodity_id == commodity.id, Grade.code == item["grade"])) if item.get("grade") else None
-        key = {"buyer_id": buyer.id, "commodity_id": commodity.id, "delivery_place": item["delivery_place"]}
+        grade = (
+            self.session.scalar(
+                sa.select(Grade).where(
+                    Grade.commodity_id == commodity.id, Grade.code == item["grade"]
+                )
+            )
+            if item.get("grade")
+            else None
+        )
+        key = {
+            "buyer_id": buyer.id,
+            "commodity_id": commodity.id,
+            "delivery_place": item["delivery_place"],
+        }
         if self.session.scalar(sa.select(BuyOffer.id).filter_by(**key)):
             return
-        self.session.add(BuyOffer(
-            **key, grade_id=grade.id if grade else None, quantity=decimal.Decimal(item["quantity"]),
-            unit_id=self.units[item["unit"]].id, price=decimal.Decimal(item["price"]), currency=currency,
-            window_start=self.today, window_end=self.today + dt.timedelta(days=item["window_days"]),
-        ))
+        self.session.add(
+            BuyOffer(
+                **key,
+                grade_id=grade.id if grade else None,
+                quantity=decimal.Decimal(item["quantity"]),
+                unit_id=self.units[item["unit"]].id,
+                price=decimal.Decimal(item["price"]),
+                currency=currency,
+                window_start=self.today,
+                window_end=self.today + dt.timedelta(days=item["window_days"]),
+            )
+        )
         self.session.flush()
 
     def _contact(self, item: dict[str, Any]) -> Contact:
@@ -166,33 +266,61 @@ class Seeder:
             return existing
         now = utcnow()
         contact = Contact(
-            phone=phone, name=item["name"], language=item["language"], language_chosen=True,
-            home_market_id=self.markets[item["home_market"]].id, village=item.get("village", ""),
-            consent="granted", consented_at=now,
+            phone=phone,
+            name=item["name"],
+            language=item["language"],
+            language_chosen=True,
+            home_market_id=self.markets[item["home_market"]].id,
+            village=item.get("village", ""),
+            consent="granted",
+            consented_at=now,
             enrolled_at=now - dt.timedelta(days=item.get("enrolled_days_ago", 0)),
         )
         self.session.add(contact)
         self.session.flush()
         for sub in item.get("subscriptions", []):
-            self.session.add(Subscription(contact_id=contact.id, commodity_id=self.commodities[sub["commodity"]].id, market_id=self.markets[sub["market"]].id))
+            self.session.add(
+                Subscription(
+                    contact_id=contact.id,
+                    commodity_id=self.commodities[sub["commodity"]].id,
+                    market_id=self.markets[sub["market"]].id,
+                )
+            )
         self.session.flush()
         return contact
 
     def _group(self, item: dict[str, Any], contacts: dict[str, Contact]) -> None:
-        group = _upsert(self.session, ProducerGroup, {"code": item["code"]}, {
-            "name": item["name"], "village": item.get("village", ""), "market_id": self.markets[item["market"]].id,
-        })
+        group = _upsert(
+            self.session,
+            ProducerGroup,
+            {"code": item["code"]},
+            {
+                "name": item["name"],
+                "village": item.get("village", ""),
+                "market_id": self.markets[item["market"]].id,
+            },
+        )
         wanted = [self.commodities[code] for code in item.get("commodities", [])]
         for commodity in wanted:
             if commodity not in group.commodities:
                 group.commodities.append(commodity)
         for member in item.get("members", []):
             contact = contacts[member["phone"]]
-            _upsert(self.session, Membership, {"group_id": group.id, "contact_id": contact.id}, {"role": member["role"]})
+            _upsert(
+                self.session,
+                Membership,
+                {"group_id": group.id, "contact_id": contact.id},
+                {"role": member["role"]},
+            )
 
     def _reporter(self, item: dict[str, Any], contacts: dict[str, Contact]) -> None:
         contact = contacts[item["phone"]]
-        reporter = _upsert(self.session, PriceReporter, {"contact_id": contact.id}, {"trusted": item.get("trusted", False)})
+        reporter = _upsert(
+            self.session,
+            PriceReporter,
+            {"contact_id": contact.id},
+            {"trusted": item.get("trusted", False)},
+        )
         for code in item.get("markets", []):
             if self.markets[code] not in reporter.markets:
                 reporter.markets.append(self.markets[code])
@@ -205,23 +333,153 @@ class Seeder:
                 day = self.today - dt.timedelta(days=int(row["days_ago"]))
                 unit = self.units[row["unit"]]
                 amount = decimal.Decimal(row["price"])
-                rows.append({
-                    "commodity_id": self.commodities[row["commodity"]].id,
-                    "market_id": self.markets[row["market"]].id,
-                    "observed_on": day, "amount": amount, "unit_id": unit.id, "currency": currency,
-                    "price_per_base": (amount / unit.factor).quantize(decimal.Decimal("0.000001")),
-                    "kind": row["kind"], "source": DEMO_SOURCE,
-                    "source_ref": f"{row['market']}:{row['commodity']}:{row['kind']}:{day.isoformat()}",
-                    "status": "approved", "created_at": utcnow(),
-                })
+                rows.append(
+                    {
+                        "commodity_id": self.commodities[row["commodity"]].id,
+                        "market_id": self.markets[row["market"]].id,
+                        "observed_on": day,
+                        "amount": amount,
+                        "unit_id": unit.id,
+                        "currency": currency,
+                        "price_per_base": (amount / unit.factor).quantize(
+                            decimal.Decimal("0.000001")
+                        ),
+                        "kind": row["kind"],
+                        "source": DEMO_SOURCE,
+                        "source_ref": f"{row['market']}:{row['commodity']}:{row['kind']}:{day.isoformat()}",
+                        "status": "approved",
+                        "created_at": utcnow(),
+                    }
+                )
         self.session.execute(sa.insert(PriceObservation), rows)
         return len(rows)
+
+    def _season(self) -> int:
+        """A simulated season of sale reports and group orders, loaded once (all or nothing)."""
+        sales_file, orders_file = self.content / "sales.csv", self.content / "group_orders.toml"
+        demo_sale = (
+            sa.select(SaleReport.id).where(SaleReport.source_ref.like(f"{DEMO_SOURCE}:%")).limit(1)
+        )
+        if not sales_file.exists() or self.session.scalar(demo_sale):
+            return 0
+        self.progress("sale reports and group orders")
+        orders = (
+            self._orders(tomllib.loads(orders_file.read_text("utf-8")))
+            if orders_file.exists()
+            else {}
+        )
+        with sales_file.open(newline="", encoding="utf-8") as handle:
+            lines = list(csv.DictReader(handle))
+        phones = {normalize_phone(row["phone"]) for row in lines}
+        contacts = {
+            c.phone: c
+            for c in self.session.scalars(sa.select(Contact).where(Contact.phone.in_(phones)))
+        }
+        rows = []
+        for number, row in enumerate(lines, start=2):
+            contact = contacts[normalize_phone(row["phone"])]
+            market = self.session.get(Market, contact.home_market_id)
+            unit, price = self.units[row["unit"]], decimal.Decimal(row["price"])
+            order = orders.get(row.get("group_order_ref") or "")
+            rows.append(
+                {
+                    "contact_id": contact.id,
+                    "commodity_id": self.commodities[row["commodity"]].id,
+                    "market_id": market.id,
+                    "quantity": decimal.Decimal(row["quantity"]),
+                    "unit_id": unit.id,
+                    "price": price,
+                    "currency": market.currency,
+                    "price_per_base": (price / unit.factor).quantize(decimal.Decimal("0.000001")),
+                    "buyer_type": row["buyer_type"],
+                    "sold_on": self.today - dt.timedelta(days=int(row["days_ago"])),
+                    "group_order_id": order.id if order else None,
+                    "channel": "seed",
+                    "source_ref": f"{DEMO_SOURCE}:{number}",
+                    "created_at": utcnow(),
+                }
+            )
+        if rows:
+            self.session.execute(sa.insert(SaleReport), rows)
+        return len(rows)
+
+    def _orders(self, data: dict[str, Any]) -> dict[str, GroupOrder]:
+        """Past group sell orders with their commitments, keyed by their ``ref`` in the file."""
+
+        def at(days_ago: int, hour: int) -> dt.datetime:
+            return dt.datetime.combine(
+                self.today - dt.timedelta(days=days_ago), dt.time(hour), tzinfo=dt.UTC
+            )
+
+        orders = {}
+        for item in data.get("order", []):
+            group = self.session.scalar(
+                sa.select(ProducerGroup).where(ProducerGroup.code == item["group"])
+            )
+            leader = self.session.scalar(
+                sa.select(Membership.contact_id).where(
+                    Membership.group_id == group.id, Membership.role == "leader"
+                )
+            )
+            market = self.session.get(Market, group.market_id)
+            unit = self.units[item["unit"]]
+            fulfilled = item["status"] == "fulfilled"
+            commitments = [
+                (normalize_phone(c["phone"]), decimal.Decimal(c["quantity"]), c.get("delivered"))
+                for c in item["commitments"]
+            ]
+            order = GroupOrder(
+                group_id=group.id,
+                opened_by_id=leader,
+                kind="sell",
+                commodity_id=self.commodities[item["commodity"]].id,
+                buyer_id=self.buyers[item["buyer"]].id if item.get("buyer") else None,
+                target_quantity=decimal.Decimal(item["target"]),
+                unit_id=unit.id,
+                price=decimal.Decimal(item["price"]),
+                currency=market.currency,
+                deadline=at(item["deadline_days_ago"], 18),
+                status=item["status"],
+                committed_total=sum((q for _, q, _ in commitments), decimal.Decimal(0)),
+                final_price=decimal.Decimal(item["final_price"]) if fulfilled else None,
+                created_at=at(item["opened_days_ago"], 8),
+                closed_at=at(item["deadline_days_ago"], 18),
+                fulfilled_at=at(item["fulfilled_days_ago"], 12) if fulfilled else None,
+            )
+            self.session.add(order)
+            self.session.flush()
+            for phone, quantity, delivered in commitments:
+                contact_id = self.session.scalar(
+                    sa.select(Contact.id).where(Contact.phone == phone)
+                )
+                self.session.add(
+                    Commitment(
+                        order_id=order.id,
+                        contact_id=contact_id,
+                        quantity=quantity,
+                        unit_id=unit.id,
+                        order_quantity=quantity,
+                        delivered_quantity=decimal.Decimal(delivered)
+                        if delivered is not None
+                        else None,
+                        created_at=order.created_at,
+                        updated_at=order.created_at,
+                    )
+                )
+            orders[item["ref"]] = order
+        self.session.flush()
+        return orders
 
 
 def _dec(value: Any) -> decimal.Decimal | None:
     return None if value is None else decimal.Decimal(str(value))
 
 
-def seed_demo(session: so.Session, content_dir: Path, today: dt.date, progress: Callable[[str], None] | None = None) -> dict[str, int]:
+def seed_demo(
+    session: so.Session,
+    content_dir: Path,
+    today: dt.date,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, int]:
     """Seed the demo content into ``session`` (the caller commits)."""
     return Seeder(session, content_dir, today, progress).run()

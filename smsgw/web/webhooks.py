@@ -19,14 +19,24 @@ from smsgw.web.database import get_session
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/at")
+# AT's callbacks are a few hundred bytes; the app-wide limit is sized for admin uploads.
+MAX_CALLBACK_BYTES = 64 * 1024
 
 
 @bp.before_request
 def check_token() -> None:
     """With WEBHOOK_TOKEN set, refuse callbacks that do not carry it (constant-time)."""
+    request.max_content_length = MAX_CALLBACK_BYTES
     expected = current_app.config["WEBHOOK_TOKEN"]
-    if expected and not hmac.compare_digest(request.args.get("token", ""), expected):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (a 500).
+    given = request.args.get("token", "").encode()
+    if expected and not hmac.compare_digest(given, str(expected).encode()):
         abort(403)
+
+
+def _form() -> dict[str, str]:
+    """The posted fields without NUL characters, which PostgreSQL text cannot hold."""
+    return {key: value.replace("\x00", "") for key, value in request.form.items()}
 
 
 def _plain(body: str) -> Response:
@@ -36,7 +46,7 @@ def _plain(body: str) -> Response:
 @bp.post("/ussd")
 def ussd() -> Response:
     """One USSD hop: answer ``CON ...`` or ``END ...`` as text/plain, always 200."""
-    form = request.form
+    form = _form()
     session_id = (form.get("sessionId") or "").strip()[:80]
     lang = current_app.config["SMSGW_DEFAULT_LANG"]
     try:
@@ -81,7 +91,7 @@ def _caller_language(phone: str, default: str) -> str:
 def ussd_events() -> Response:
     """AT's end-of-session notification: stored on the session, 200 even when unknown."""
     db = get_session()
-    record_end(db, request.form)
+    record_end(db, _form())
     db.commit()
     return _plain("OK")
 
@@ -94,7 +104,7 @@ def sms() -> Response:
     and retries, so no message is lost.
     """
     db = get_session()
-    receive(db, current_app.config, request.form)
+    receive(db, current_app.config, _form())
     db.commit()
     return _plain("OK")
 
@@ -103,6 +113,6 @@ def sms() -> Response:
 def delivery() -> Response:
     """A delivery report: stored, and the message's status moved forward; 200 even when unknown."""
     db = get_session()
-    record_delivery_report(db, request.form)
+    record_delivery_report(db, _form())
     db.commit()
     return _plain("OK")

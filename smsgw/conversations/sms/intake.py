@@ -49,11 +49,25 @@ def _replies_since(session: so.Session, phone: str, since: dt.datetime) -> int:
     )
 
 
+def _all_replies_since(session: so.Session, since: dt.datetime) -> int:
+    return session.scalar(
+        sa.select(sa.func.count(OutboundMessage.id)).where(
+            OutboundMessage.purpose == "reply", OutboundMessage.created_at >= since
+        )
+    )
+
+
 def may_reply(session: so.Session, phone: str, known: bool, command: str, settings: Mapping[str, Any]) -> bool:
     """Caps that keep a loop or an SMS-pumping attack from costing us money."""
     now = utcnow()
     if _replies_since(session, phone, now - dt.timedelta(hours=1)) >= int(settings["SMS_REPLIES_PER_HOUR"]):
         return False
+    if _all_replies_since(session, now - dt.timedelta(hours=1)) >= int(settings["SMS_GLOBAL_REPLIES_PER_HOUR"]):
+        return False
+    if command == "stop":
+        # The opt-out always takes effect; only the hourly caps hold its acknowledgement
+        # back (a number alternating STOP and START would otherwise get an SMS each time).
+        return True
     if not known and _replies_since(session, phone, now - dt.timedelta(days=1)) >= int(settings["SMS_UNKNOWN_DAILY_CAP"]):
         return False
     if command in ("unknown", "empty"):
@@ -103,8 +117,7 @@ def receive(session: so.Session, settings: Mapping[str, Any], fields: Mapping[st
         log.info("no reply to %s: outside allowed prefixes or automated", mask_phone(phone))
         return message
     reply = dispatch(session, settings, message, contact, parsed)
-    # The STOP acknowledgement goes whatever the caps: it is sent once per opt-out anyway.
-    if reply is not None and (parsed.command == "stop" or may_reply(session, phone, contact is not None, parsed.command, settings)):
+    if reply is not None and may_reply(session, phone, contact is not None, parsed.command, settings):
         _queue(session, message, reply)
     return message
 

@@ -32,9 +32,11 @@ def _numbers(args: tuple[str, ...]) -> list[decimal.Decimal]:
     found = []
     for word in args:
         try:
-            found.append(decimal.Decimal(word.replace(",", "")))
+            value = decimal.Decimal(word.replace(",", ""))
         except decimal.InvalidOperation:
             continue
+        if value.is_finite():  # "NaN" and "Infinity" parse too, and break every comparison
+            found.append(value)
     return found
 
 
@@ -70,7 +72,7 @@ def _open(request: Request) -> str:
         (KIND_WORDS[w.lower()] for w in request.parsed.args if w.lower() in KIND_WORDS),
         "buy" if commodity.kind == "input" else "sell",
     )
-    days = int(numbers[2]) if len(numbers) > 2 else DEFAULT_DAYS
+    days = int(min(numbers[2], 60)) if len(numbers) > 2 else DEFAULT_DAYS
     try:
         order = orders.open_order(
             request.db,
@@ -93,12 +95,12 @@ def _open_offer(request: Request, group, numbers: list[decimal.Decimal]) -> str:
     t = request.t
     offer = (
         request.db.get(BuyOffer, int(numbers[0]))
-        if numbers and numbers[0] == int(numbers[0])
+        if numbers and 0 < numbers[0] < 2**31 and numbers[0] == int(numbers[0])
         else None
     )
     if offer is None or offer.status != "open" or len(numbers) < 2:
         return t("Format: OPEN OFFER <offer number> <quantity> [days]")
-    days = int(numbers[2]) if len(numbers) > 2 else DEFAULT_DAYS
+    days = int(min(numbers[2], 60)) if len(numbers) > 2 else DEFAULT_DAYS
     try:
         order = orders.open_order(
             request.db,

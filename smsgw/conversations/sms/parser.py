@@ -5,6 +5,7 @@ words), so any input, however long or strange, costs the same small amount.
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,9 +16,23 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from smsgw.conversations.sms.keywords import (
-    CURRENCY_WORDS, FILLER_WORDS, GENERIC_BAG_WORDS, KEYWORDS, NUMBER, ORDER_WORDS, PER_WORDS,
-    POLITE_WORDS, Keyword, Match, PhraseTable, find_keyword, find_language, has_strong_stop,
-    normalize_text, parse_number, stop_keyword,
+    CURRENCY_WORDS,
+    FILLER_WORDS,
+    GENERIC_BAG_WORDS,
+    KEYWORDS,
+    NUMBER,
+    ORDER_WORDS,
+    PER_WORDS,
+    POLITE_WORDS,
+    Keyword,
+    Match,
+    PhraseTable,
+    find_keyword,
+    find_language,
+    has_strong_stop,
+    normalize_text,
+    parse_number,
+    stop_keyword,
 )
 from smsgw.models import Commodity, CommodityAlias, Market, MarketAlias, Unit, UnitAlias
 
@@ -27,6 +42,10 @@ MAX_CHARS = 160  # one SMS segment: nothing a farmer means lies beyond it
 MAX_WORDS = 20
 MAX_QUANTITY = Decimal(1_000_000)
 MAX_PRICE = Decimal(100_000_000)
+# The smallest amounts our Numeric(14, 3) quantities and Numeric(14, 2) money hold: below
+# them a value is stored as 0 and breaks the "> 0" check constraints.
+MIN_QUANTITY = Decimal("0.001")
+MIN_PRICE = Decimal("0.01")
 MAX_ORDER = 2**31 - 1
 BAG = -1  # stands for a bag without a size ("bags", "sac") until the commodity is known
 
@@ -97,7 +116,17 @@ def load_vocabulary(session: so.Session) -> Vocabulary:
     for name_column in (Market.code, Market.name, Market.short_name):
         markets += pairs(name_column, Market.id)
     units = pairs(UnitAlias.alias, UnitAlias.unit_id) + pairs(Unit.code, Unit.id)
-    return Vocabulary(_unique(commodities), _unique(markets), _unique(units), bags)
+    return _vocabulary(*(tuple(sorted(found.items())) for found in (_unique(commodities), _unique(markets), _unique(units), bags)))
+
+
+@functools.lru_cache(maxsize=8)
+def _vocabulary(commodities: tuple, markets: tuple, units: tuple, bags: tuple) -> Vocabulary:
+    """The Vocabulary of exactly these words, its phrase tables built once per set of words.
+
+    The catalog is still read for every message, so an operator's edit counts at once;
+    only the costly tables (a few ms per SMS) are kept while the words stay the same.
+    """
+    return Vocabulary(dict(commodities), dict(markets), dict(units), dict(bags))
 
 
 def _unique(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
@@ -278,7 +307,7 @@ _Amount = tuple[Decimal | None, int | None, str | None]  # value, unit id, error
 
 def _quantity(number: _Number | None, commodity: int | None, vocab: Vocabulary) -> _Amount:
     """Quantity, unit and error code of a quantity argument ("10bags", "500 kg")."""
-    if number is None or number.value is None or not 0 < number.value <= MAX_QUANTITY:
+    if number is None or number.value is None or not MIN_QUANTITY <= number.value <= MAX_QUANTITY:
         return None, None, "bad_quantity"
     unit = _resolve(number.unit, commodity, vocab)
     unresolved = unit is None and number.unit is not None and commodity is not None
@@ -292,7 +321,7 @@ def _price(number: _Number | None, commodity: int | None, vocab: Vocabulary,
     """Price, the unit it is for, and error code of a price argument ("4300/bag90")."""
     if number is None:  # with a stray word ("SOLD 10 bags maize abc") the price is unreadable
         return None, None, "bad_price" if unknown else "missing_price"
-    if number.value is None or not 0 < number.value <= MAX_PRICE:
+    if number.value is None or not MIN_PRICE <= number.value <= MAX_PRICE:
         return None, None, "bad_price"
     per = number.per if number.per is not None else number.unit
     unit = _resolve(per, commodity, vocab)

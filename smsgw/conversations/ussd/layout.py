@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import decimal
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from smsgw.conversations.ussd.engine import MAX_SCREEN, Ctx
 
 MORE = "9"
+_KEYPAD_NUMBER = re.compile(r"[0-9]+(\.[0-9]{0,2})?|\.[0-9]{1,2}")
 
 
 @dataclass(frozen=True)
@@ -85,10 +87,8 @@ def parse_amount(value: str) -> decimal.Decimal | None:
     if text.count(",") == 1 and text.count(".") == 0 and len(text.split(",")[1]) != 3:
         text = text.replace(",", ".")
     text = text.replace(",", "")
-    if not text or len(text) > 12:
+    # Digits with at most two decimals: Decimal() alone would also take "1e30", "-5" and
+    # "0.0001", which no keypad means and which round to 0 in a Numeric column.
+    if len(text) > 12 or not _KEYPAD_NUMBER.fullmatch(text):
         return None
-    try:
-        amount = decimal.Decimal(text)
-    except decimal.InvalidOperation:
-        return None
-    return amount if amount.is_finite() else None
+    return decimal.Decimal(text)

@@ -127,7 +127,9 @@ def handle_hop(
     ussd.last_text = text[:2000]
     ussd.hops += 1
     ussd.updated_at = utcnow()
-    if ended:
+    if ended and ussd.status == "active":
+        # Only an open session ends here: a hop AT repeats after its end event must
+        # not overwrite the status that event recorded (Success, Incomplete, Failed).
         ussd.status = "ended"
     return normalize(body, ctx.lang)
 
@@ -145,12 +147,15 @@ def record_end(db: so.Session, fields: Mapping[str, str]) -> None:
         db.add(ussd)
     status = fields.get("status", "")
     ussd.status = status if status in END_STATUSES else "ended"
-    ussd.ended_at = utcnow()
+    # AT repeats this callback until it gets a 200: the first one says when it ended.
+    ussd.ended_at = ussd.ended_at or utcnow()
     ussd.end_input = (fields.get("input") or "")[:2000]
     ussd.error_message = (fields.get("errorMessage") or "")[:2000] or None
     ussd.cost = (fields.get("cost") or "")[:32] or None
-    duration = fields.get("durationInMillis") or ""
-    ussd.duration_ms = int(duration) if duration.isdigit() else None
+    duration = (fields.get("durationInMillis") or "").strip()
+    # ASCII digits only (int() refuses some characters isdigit() accepts, such as "²"),
+    # and within the 32-bit column.
+    ussd.duration_ms = int(duration) if duration.isascii() and duration.isdigit() and len(duration) < 10 else None
 
 
 SESSION_IDLE = dt.timedelta(minutes=3)

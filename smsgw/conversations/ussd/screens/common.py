@@ -112,7 +112,12 @@ class MainMenu(Screen):
         if not (value.isdigit() and 1 <= int(value) <= len(items)):
             return invalid(ctx)
         item = items[int(value) - 1]
-        if item.registered_only and not contacts.is_registered(ctx.contact):
+        # Remembered per input position: the next hops replay this path after the caller
+        # has registered, and must still take the registration screens, or every later
+        # input would land on the wrong screen (a name typed as a crop choice).
+        if item.registered_only and ctx.effect(
+            f"unregistered:{item.screen}", lambda: not contacts.is_registered(ctx.contact)
+        ):
             return Go("register_name", {"then": item.screen})
         return Go(item.screen)
 

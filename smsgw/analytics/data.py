@@ -1,0 +1,217 @@
+"""Frames for the analytics, read from the database with one SELECT each (no ORM objects).
+
+Every loader returns the same columns the analytics accept from other sources (the real
+CSV series are fed in the same shape), so nothing downstream knows where rows came from.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import sqlalchemy as sa
+
+from smsgw.models import (
+    Commitment,
+    Commodity,
+    CommodityAlias,
+    Contact,
+    GroupOrder,
+    InboundMessage,
+    Market,
+    Membership,
+    OutboundMessage,
+    PriceObservation,
+    ProducerGroup,
+    SaleReport,
+    Subscription,
+    Unit,
+    UssdSession,
+)
+from smsgw.models.catalog import Grade
+
+# Money and quantities are Numeric (Decimal) in the database; the analytics work in floats.
+_F = sa.Float
+
+
+def _read(conn: sa.Connection, query: sa.Select) -> pd.DataFrame:
+    return pd.read_sql(query, conn)
+
+
+def _days(column: pd.Series) -> pd.Series:
+    return pd.to_datetime(column).astype("datetime64[ns]").dt.normalize()
+
+
+def find_commodities(conn: sa.Connection, text: str) -> pd.DataFrame:
+    """Commodities whose code, name (any language) or alias equals ``text`` (any case)."""
+    wanted = text.strip().lower()
+    rows = _read(conn, sa.select(Commodity.id, Commodity.code, Commodity.names))
+    aliases = _read(conn, sa.select(CommodityAlias.commodity_id, CommodityAlias.alias))
+    by_alias = set(aliases.loc[aliases["alias"].str.lower() == wanted, "commodity_id"])
+    names = rows["names"].map(lambda names: {str(v).lower() for v in (names or {}).values()})
+    hit = (rows["code"].str.lower() == wanted) | rows["id"].isin(by_alias) | names.map(lambda s: wanted in s)
+    return rows.loc[hit, ["id", "code"]].reset_index(drop=True)
+
+
+def load_markets(conn: sa.Connection) -> pd.DataFrame:
+    """Markets with their place, region and currency."""
+    query = sa.select(
+        Market.id.label("market_id"), Market.code.label("market"), Market.name, Market.region,
+        Market.country, Market.currency, sa.cast(Market.latitude, _F).label("latitude"),
+        sa.cast(Market.longitude, _F).label("longitude"),
+    )
+    return _read(conn, query)
+
+
+def load_prices(
+    conn: sa.Connection, *, kind: str = "wholesale", commodity_ids: list[int] | None = None,
+    since: dt.date | None = None, until: dt.date | None = None,
+) -> pd.DataFrame:
+    """Approved observations of ``kind`` as (day, market, commodity, grade, price per base unit)."""
+    query = (
+        sa.select(
+            PriceObservation.observed_on.label("day"), Market.code.label("market"),
+            Commodity.code.label("commodity"), sa.func.coalesce(Grade.code, "").label("grade"),
+            sa.cast(PriceObservation.price_per_base, _F).label("price"), PriceObservation.currency,
+            Unit.base, PriceObservation.kind,
+        )
+        .join(Market, Market.id == PriceObservation.market_id)
+        .join(Commodity, Commodity.id == PriceObservation.commodity_id)
+        .join(Unit, Unit.id == PriceObservation.unit_id)
+        .outerjoin(Grade, Grade.id == PriceObservation.grade_id)
+        .where(PriceObservation.status == "approved", PriceObservation.kind == kind)
+    )
+    if commodity_ids is not None:
+        query = query.where(PriceObservation.commodity_id.in_(commodity_ids))
+    if since is not None:
+        query = query.where(PriceObservation.observed_on >= since)
+    if until is not None:
+        query = query.where(PriceObservation.observed_on <= until)
+    frame = _read(conn, query)
+    frame["day"] = _days(frame["day"])
+    return frame
+
+
+def load_people(conn: sa.Connection) -> pd.DataFrame:
+    """Contacts with their first producer group, village, home market and enrolment day."""
+    contacts = _read(conn, sa.select(
+        Contact.id.label("farmer"), Contact.village, Contact.enrolled_at, Contact.consent,
+        Market.code.label("home_market"),
+    ).outerjoin(Market, Market.id == Contact.home_market_id))
+    groups = _read(conn, sa.select(
+        Membership.contact_id.label("farmer"), ProducerGroup.code.label("group"),
+        ProducerGroup.village.label("group_village"),
+    ).join(ProducerGroup, ProducerGroup.id == Membership.group_id).order_by(Membership.id))
+    groups = groups.drop_duplicates("farmer", keep="first")
+    people = contacts.merge(groups, on="farmer", how="left")
+    people["group"] = people["group"].fillna("")
+    people["village"] = people["village"].where(people["village"] != "", people["group_village"]).fillna("")
+    enrolled = pd.to_datetime(people["enrolled_at"], utc=True)
+    people["enrolled"] = enrolled.dt.tz_localize(None).astype("datetime64[ns]").dt.normalize()
+    return people.drop(columns=["enrolled_at", "group_village"])
+
+
+def load_sales(
+    conn: sa.Connection, *, commodity_ids: list[int] | None = None, since: dt.date | None = None,
+) -> pd.DataFrame:
+    """Sale reports as (sale_id, day, farmer, commodity, grade, market, quantity and price per base unit)."""
+    query = (
+        sa.select(
+            SaleReport.id.label("sale_id"), SaleReport.sold_on.label("day"),
+            SaleReport.contact_id.label("farmer"), Commodity.code.label("commodity"),
+            sa.func.coalesce(Grade.code, "").label("grade"), Market.code.label("market"),
+            (sa.cast(SaleReport.quantity, _F) * sa.cast(Unit.factor, _F)).label("quantity"),
+            sa.cast(SaleReport.price_per_base, _F).label("price"), SaleReport.currency, Unit.base,
+            SaleReport.buyer_type, SaleReport.group_order_id.label("group_order"),
+        )
+        .join(Commodity, Commodity.id == SaleReport.commodity_id)
+        .join(Unit, Unit.id == SaleReport.unit_id)
+        .outerjoin(Market, Market.id == SaleReport.market_id)
+        .outerjoin(Grade, Grade.id == SaleReport.grade_id)
+    )
+    if commodity_ids is not None:
+        query = query.where(SaleReport.commodity_id.in_(commodity_ids))
+    if since is not None:
+        query = query.where(SaleReport.sold_on >= since)
+    frame = _read(conn, query)
+    frame["day"] = _days(frame["day"])
+    frame["market"] = frame["market"].fillna("")
+    frame["group_order"] = frame["group_order"].astype("Int64")
+    return frame
+
+
+def load_orders(conn: sa.Connection, *, commodity_ids: list[int] | None = None) -> pd.DataFrame:
+    """Sell orders past their close, with agreed and final price per base unit and quantities."""
+    committed = (
+        sa.select(
+            Commitment.order_id,
+            sa.func.sum(sa.cast(Commitment.order_quantity, _F)).label("committed"),
+            sa.func.sum(sa.cast(sa.func.coalesce(Commitment.delivered_quantity, 0), _F)).label("delivered"),
+            sa.func.count().label("members"),
+        ).group_by(Commitment.order_id).subquery()
+    )
+    query = (
+        sa.select(
+            GroupOrder.id.label("order_id"), GroupOrder.status, ProducerGroup.code.label("group"),
+            Market.code.label("market"), Commodity.code.label("commodity"),
+            sa.func.coalesce(Grade.code, "").label("grade"), GroupOrder.currency, Unit.base,
+            (sa.cast(GroupOrder.price, _F) / sa.cast(Unit.factor, _F)).label("agreed_price"),
+            (sa.cast(GroupOrder.final_price, _F) / sa.cast(Unit.factor, _F)).label("price"),
+            (sa.func.coalesce(committed.c.committed, 0) * sa.cast(Unit.factor, _F)).label("committed"),
+            (sa.func.coalesce(committed.c.delivered, 0) * sa.cast(Unit.factor, _F)).label("quantity"),
+            sa.func.coalesce(committed.c.members, 0).label("members"),
+            GroupOrder.created_at, GroupOrder.fulfilled_at, GroupOrder.closed_at,
+        )
+        .join(ProducerGroup, ProducerGroup.id == GroupOrder.group_id)
+        .outerjoin(Market, Market.id == ProducerGroup.market_id)
+        .join(Commodity, Commodity.id == GroupOrder.commodity_id)
+        .join(Unit, Unit.id == GroupOrder.unit_id)
+        .outerjoin(Grade, Grade.id == GroupOrder.grade_id)
+        .outerjoin(committed, committed.c.order_id == GroupOrder.id)
+        .where(GroupOrder.kind == "sell", GroupOrder.status.in_(("closed", "fulfilled", "cancelled")))
+    )
+    if commodity_ids is not None:
+        query = query.where(GroupOrder.commodity_id.in_(commodity_ids))
+    frame = _read(conn, query)
+    for column in ("created_at", "fulfilled_at", "closed_at"):
+        stamp = pd.to_datetime(frame[column], utc=True).dt.tz_localize(None)
+        frame[column] = stamp.astype("datetime64[ns]").dt.normalize()
+    # The reference of an order is taken on the day it was settled (or closed, if never).
+    frame["day"] = frame["fulfilled_at"].fillna(frame["closed_at"])
+    frame["market"] = frame["market"].fillna("")
+    return frame
+
+
+def load_members(conn: sa.Connection) -> pd.DataFrame:
+    """Which contacts committed to which order (to find members' own sales)."""
+    return _read(conn, sa.select(Commitment.order_id, Commitment.contact_id.label("farmer")))
+
+
+def load_engagement(conn: sa.Connection, since: dt.date | None = None) -> dict[str, pd.DataFrame]:
+    """Inbound SMS, outbound messages, USSD sessions, subscriptions and aliases for engagement."""
+    start = dt.datetime.combine(since or dt.date(1970, 1, 1), dt.time(), tzinfo=dt.UTC)
+    inbound = _read(conn, sa.select(
+        InboundMessage.contact_id.label("farmer"), InboundMessage.received_at.label("at"),
+        InboundMessage.command, InboundMessage.text,
+    ).where(InboundMessage.received_at >= start))
+    outbound = _read(conn, sa.select(
+        OutboundMessage.contact_id.label("farmer"), OutboundMessage.created_at.label("at"),
+        OutboundMessage.purpose, OutboundMessage.status,
+    ).where(OutboundMessage.created_at >= start))
+    ussd = _read(conn, sa.select(
+        UssdSession.contact_id.label("farmer"), UssdSession.started_at.label("at"),
+        UssdSession.status, UssdSession.state,
+    ).where(UssdSession.started_at >= start))
+    subscriptions = _read(conn, sa.select(
+        Subscription.contact_id.label("farmer"), Commodity.code.label("commodity"),
+    ).join(Commodity, Commodity.id == Subscription.commodity_id))
+    aliases = _read(conn, sa.select(CommodityAlias.alias, Commodity.code.label("commodity"))
+                    .join(Commodity, Commodity.id == CommodityAlias.commodity_id))
+    codes = _read(conn, sa.select(Commodity.code.label("alias"), Commodity.code.label("commodity")))
+    for frame in (inbound, outbound, ussd):
+        frame["at"] = pd.to_datetime(frame["at"], utc=True).dt.tz_localize(None).astype("datetime64[ns]")
+        frame["day"] = frame["at"].dt.normalize()
+        frame["farmer"] = frame["farmer"].astype("Int64")
+    return {
+        "inbound": inbound, "outbound": outbound, "ussd": ussd, "subscriptions": subscriptions,
+        "aliases": pd.concat([aliases, codes], ignore_index=True).drop_duplicates("alias"),
+    }

@@ -1,0 +1,198 @@
+"""Effect of enrolment on the price share: staggered before/after against not-yet-enrolled farmers.
+
+For each enrolment-month cohort g and event month e (from ``-event_before`` to
+``event_after``), each farmer's outcome is the month's mean log price share minus that
+farmer's mean over the ``event_before`` months before g. ATT(g, e) is the treated
+farmers' mean of that difference minus the mean of farmers not enrolled by then (never
+enrolled, or enrolling after both g and the month), each farmer weighted by the month's
+sales. The effect is the average of ATT(g, e >= 1) weighted by the cohort's sales in
+that month: the enrolment month itself (e = 0) mixes sales before and after the day, so
+it is shown in the event study but left out of the effect. Leads (e < 0) are the
+pre-trend check. No two-way fixed-effects regression:
+with staggered timing it compares late enrollees with early ones already treated.
+Intervals come from a cluster bootstrap by producer group (village, else farmer).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from smsgw.analytics.config import AnalyticsConfig
+from smsgw.analytics.stats import bootstrap_weights
+
+
+@dataclass
+class EnrolmentEffect:
+    """The enrolment effect in percent with its interval, event study and the counts behind it."""
+
+    effect_pct: float | None
+    ci_pct: tuple[float, float] | None
+    state: str
+    reason: str = ""
+    method: str = ""
+    clusters: int = 0
+    treated_farmers: int = 0
+    control_farmers: int = 0
+    post_sales: int = 0
+    cohorts: int = 0
+    event_study: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _cluster_key(people: pd.DataFrame) -> pd.Series:
+    """Producer group, else village, else the farmer alone (one value per farmer row)."""
+    key = people["group"].where(people["group"] != "", "village:" + people["village"])
+    return key.where(key != "village:", "farmer:" + people["farmer"].astype(str))
+
+
+def _stack(frame: pd.DataFrame, cfg: AnalyticsConfig) -> pd.DataFrame:
+    """One row per (cohort, farmer, month) in each cohort's window with the farmer's role."""
+    t = (frame["day"].dt.year * 12 + frame["day"].dt.month - 1).rename("t")
+    weighted = (frame["log_share"] * frame["quantity"]).rename("wl")
+    panel = pd.concat([frame["farmer"], t, weighted, frame["quantity"]], axis=1).groupby(["farmer", "t"]).agg(
+        wl=("wl", "sum"), q=("quantity", "sum"), w=("wl", "size")).reset_index()
+    farmers = frame.drop_duplicates("farmer").set_index("farmer")
+    enrolled = farmers["enrolled"]
+    cohort = (enrolled.dt.year * 12 + enrolled.dt.month - 1).astype("float64")
+    panel["y"] = panel["wl"] / panel["q"]
+    panel["cohort"] = panel["farmer"].map(cohort)
+    panel["cluster"] = panel["farmer"].map(_cluster_key(farmers.reset_index()).set_axis(farmers.index))
+    cohorts = np.unique(cohort.dropna().to_numpy())
+    # Each farmer-month belongs to the windows of cohorts g = t - e for e in the event range.
+    events = np.arange(-cfg.event_before, cfg.event_after + 1)
+    stack = panel.loc[panel.index.repeat(len(events))].reset_index(drop=True)
+    stack["e"] = np.tile(events, len(panel))
+    stack["g"] = (stack["t"] - stack["e"]).astype("float64")
+    stack = stack[np.isin(stack["g"].to_numpy(), cohorts)]
+    treated = stack["cohort"] == stack["g"]
+    control = stack["cohort"].isna() | (stack["cohort"] > np.maximum(stack["t"], stack["g"]))
+    stack = stack[treated | control].assign(treated=treated[treated | control])
+    pre = stack[stack["e"] < 0].assign(wy=lambda f: f["y"] * f["w"]).groupby(["g", "farmer"])[["wy", "w"]].sum()
+    base = (pre["wy"] / pre["w"]).rename("base")
+    stack = stack.join(base, on=["g", "farmer"], how="inner")
+    stack["d"] = stack["y"] - stack["base"]
+    # Keep only cohort-months where both roles are present.
+    roles = stack.groupby(["g", "e"])["treated"].agg(["any", "all"])
+    both = roles[roles["any"] & ~roles["all"]].reset_index()[["g", "e"]]
+    return stack.merge(both, on=["g", "e"])
+
+
+def _cell_arrays(stack: pd.DataFrame, clusters: pd.Index) -> dict[str, np.ndarray]:
+    """Per (cell, cluster): sums of w*d and w for treated and controls."""
+    cells = stack[["g", "e"]].drop_duplicates().sort_values(["g", "e"]).reset_index(drop=True)
+    cell_id = cells.reset_index().set_index(["g", "e"])["index"]
+    rows = cell_id.reindex(pd.MultiIndex.from_frame(stack[["g", "e"]])).to_numpy()
+    cols = clusters.get_indexer(stack["cluster"])
+    out = {"e": cells["e"].to_numpy()}
+    for role, mask in (("t", stack["treated"].to_numpy()), ("c", ~stack["treated"].to_numpy())):
+        for name, values in (("s", (stack["w"] * stack["d"]).to_numpy()), ("w", stack["w"].to_numpy(dtype="float64"))):
+            grid = np.zeros((len(cells), len(clusters)))
+            np.add.at(grid, (rows[mask], cols[mask]), values[mask])
+            out[role + name] = grid
+    return out
+
+
+def _estimates(ts: np.ndarray, tw: np.ndarray, cs: np.ndarray, cw: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """ATT overall (post cells) then per event time, from cell sums (last axis: cells)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        att = ts / tw - cs / cw
+    valid = np.isfinite(att)
+    weight = np.where(valid, tw, 0.0)
+    att = np.where(valid, att, 0.0)
+    columns = []
+    for mask in [e >= 1] + [e == k for k in np.unique(e)]:
+        num, den = (att * weight)[..., mask].sum(axis=-1), weight[..., mask].sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            columns.append(num / den)
+    return np.stack(columns, axis=-1)
+
+
+def estimate(frame: pd.DataFrame, cfg: AnalyticsConfig, rng: np.random.Generator | None = None) -> EnrolmentEffect:
+    """The enrolment effect on the price share from sales with a reference (see module doc)."""
+    rng = rng or np.random.default_rng(cfg.seed)
+    if frame.empty or frame["enrolled"].notna().sum() == 0:
+        return EnrolmentEffect(None, None, "insufficient data", reason="no enrolled farmer with sales")
+    stack = _stack(frame, cfg)
+    post = stack[stack["treated"] & (stack["e"] >= 1)]
+    clusters = pd.Index(pd.unique(stack["cluster"]))
+    counts = {"clusters": len(clusters), "treated_farmers": int(stack.loc[stack["treated"], "farmer"].nunique()),
+              "control_farmers": int(stack.loc[~stack["treated"], "farmer"].nunique()),
+              "post_sales": int(post["w"].sum()), "cohorts": int(post["g"].nunique())}
+    if post.empty:
+        return EnrolmentEffect(None, None, "insufficient data", reason="no cohort has both enrolled and not-yet-enrolled farmers before and after", **counts)
+    arrays = _cell_arrays(stack, clusters)
+    e = arrays["e"]
+    point = _estimates(arrays["ts"].sum(1), arrays["tw"].sum(1), arrays["cs"].sum(1), arrays["cw"].sum(1), e)
+    draws, method = _bootstrap(arrays, point, cfg, rng)
+    tail = (1 - cfg.level) / 2
+    lo, hi = _quantiles(draws, tail)
+    events = np.unique(e)
+    study = pd.DataFrame({"event": events, "effect": point[1:], "lo": lo[1:], "hi": hi[1:],
+                          "treated_sales": [int(stack.loc[stack["treated"] & (stack["e"] == k), "w"].sum()) for k in events]})
+    effect, ci = point[0], (lo[0], hi[0])
+    state, reason = _state(effect, ci, counts, cfg)
+    return EnrolmentEffect(math.expm1(effect) * 100, (math.expm1(ci[0]) * 100, math.expm1(ci[1]) * 100), state,
+                           reason, method, event_study=study, **counts)
+
+
+def _bootstrap(arrays: dict[str, np.ndarray], point: np.ndarray, cfg: AnalyticsConfig,
+               rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """Replicates of (overall, per-event) effects: clusters resampled, or wild when few."""
+    g = arrays["ts"].shape[1]
+    if g >= cfg.few_clusters:
+        m = rng.multinomial(g, np.full(g, 1.0 / g), size=cfg.bootstrap_reps).astype("float64")
+        sums = [m @ arrays[k].T for k in ("ts", "tw", "cs", "cw")]
+        return _estimates(*sums, arrays["e"]), "cluster bootstrap (clusters resampled)"
+    if g < 2:
+        return np.full((1, len(point)), np.nan), "no interval (one cluster)"
+    # Wild: every estimate is linear in the farmers' differences given the weights, so a
+    # replicate adds, per cluster, v_c times the cluster's weighted residual score. Treated
+    # residuals are taken around (control mean + common effect), not the cohort's own mean:
+    # a cohort is often one village, whose own mean would zero out its shared shocks.
+    tw, cw = arrays["tw"].sum(1), arrays["cw"].sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_mean, c_mean = arrays["ts"].sum(1) / tw, arrays["cs"].sum(1) / cw
+    valid = np.isfinite(t_mean - c_mean)
+    c_fit = np.nan_to_num(c_mean)[:, None]
+    c_res = np.where(valid[:, None], arrays["cs"] - arrays["cw"] * c_fit, 0.0)
+    e = arrays["e"]
+    scores = []
+    for effect, mask in zip(point, [e >= 1] + [e == k for k in np.unique(e)], strict=True):
+        weight = np.where(valid & mask, tw, 0.0)
+        total = weight.sum()
+        if total <= 0:
+            scores.append(np.zeros(g))
+            continue
+        t_res = np.where(valid[:, None], arrays["ts"] - arrays["tw"] * (c_fit + effect), 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cell_score = np.nan_to_num(t_res / tw[:, None]) - np.nan_to_num(c_res / cw[:, None])
+        scores.append((weight[:, None] * cell_score).sum(0) / total)
+    v, method = bootstrap_weights(g, cfg, rng)
+    deviations = v @ np.stack(scores, axis=1) * math.sqrt(g / (g - 1))
+    return point[None, :] - deviations, method
+
+
+def _quantiles(draws: np.ndarray, tail: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bounds per column; NaN where no replicate could estimate the column."""
+    lo, hi = np.full(draws.shape[1], np.nan), np.full(draws.shape[1], np.nan)
+    usable = np.isfinite(draws).any(axis=0)
+    if usable.any():
+        lo[usable], hi[usable] = np.nanquantile(draws[:, usable], [tail, 1 - tail], axis=0)
+    return lo, hi
+
+
+def _state(effect: float, ci: tuple[float, float], counts: dict[str, int], cfg: AnalyticsConfig) -> tuple[str, str]:
+    if counts["clusters"] < cfg.min_clusters:
+        return "insufficient data", f"{counts['clusters']} clusters, fewer than {cfg.min_clusters}"
+    if counts["post_sales"] < cfg.min_sales:
+        return "insufficient data", f"{counts['post_sales']} sales after enrolment, fewer than {cfg.min_sales}"
+    size = cfg.effects["enrolment_effect"].size
+    if ci[0] > 0 and effect >= size:
+        return "improving", ""
+    if ci[1] < 0 and -effect >= size:
+        return "worsening", ""
+    if ci[0] > 0 or ci[1] < 0:
+        return "no detectable change", "effect smaller than the minimum important effect"
+    return "no detectable change", "interval includes zero"

@@ -1,0 +1,166 @@
+"""``smsgw report bargaining`` and ``smsgw report dispersion``: the analytics from the database."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from smsgw.cli import main
+from smsgw.config import load_settings
+from smsgw.db import Database
+
+FORMATS = click.Choice(["text", "json", "csv"])
+FREQS = click.Choice(["week", "month"])
+DAY = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def _engine() -> Database:
+    return Database(load_settings()["DATABASE_URL"])
+
+
+@main.group()
+def report() -> None:
+    """Analytics: is the farmers' bargaining position improving?"""
+
+
+def _commodity_ids(conn: object, text: str | None) -> list[int] | None:
+    from smsgw.analytics.data import find_commodities
+
+    if text is None:
+        return None
+    found = find_commodities(conn, text)  # type: ignore[arg-type]
+    if found.empty:
+        raise click.ClickException(f"unknown commodity: {text} (give a code, a name or an alias)")
+    return [int(v) for v in found["id"]]
+
+
+@report.command("bargaining")
+@click.option("--commodity", help="Commodity code, name or alias (default: all).")
+@click.option("--region", help="Only farmers whose market is in this region.")
+@click.option("--since", type=DAY, help="Only sales from this day (YYYY-MM-DD).")
+@click.option("--freq", type=FREQS, default="month", show_default=True, help="Period of the trends.")
+@click.option("--transport", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV of transport costs per base unit: from_market,to_market,cost,currency.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option("--plots", type=click.Path(file_okay=False, path_type=Path), help="Write the figures (SVG) here.")
+def bargaining(commodity: str | None, region: str | None, since: dt.datetime | None, freq: str,
+               transport: Path | None, fmt: str, plots: Path | None) -> None:
+    """Every bargaining indicator with its interval, trend and state."""
+    from smsgw.analytics import data, render
+    from smsgw.analytics import plots as figures
+    from smsgw.analytics.config import AnalyticsConfig, read_transport
+    from smsgw.analytics.report import Inputs
+    from smsgw.analytics.report import bargaining as build
+
+    cfg = AnalyticsConfig(freq=freq)
+    if transport is not None:
+        cfg = replace(cfg, transport=read_transport(transport))
+    start = since.date() if since else None
+    # References may come from prices up to a week older than the first sale.
+    price_start = start - dt.timedelta(days=cfg.window_days + cfg.max_age_days) if start else None
+    db = _engine()
+    try:
+        with db.engine.connect() as conn:
+            ids = _commodity_ids(conn, commodity)
+            markets = data.load_markets(conn)
+            sales = data.load_sales(conn, commodity_ids=ids, since=start)
+            prices = data.load_prices(conn, commodity_ids=ids, since=price_start)
+            retail = data.load_prices(conn, kind="retail", commodity_ids=ids, since=start)
+            inputs = Inputs(sales=sales, prices=prices, markets=markets, people=data.load_people(conn),
+                            orders=data.load_orders(conn, commodity_ids=ids), members=data.load_members(conn),
+                            events=data.load_engagement(conn, start), retail=retail)
+    finally:
+        db.dispose()  # close pooled connections even when the commodity was unknown
+    if region is not None:
+        inside = set(markets.loc[markets["region"].str.lower() == region.strip().lower(), "market"])
+        if not inside:
+            raise click.ClickException(f"unknown region: {region}")
+        inputs.sales = sales[sales["market"].isin(inside)]
+        inputs.orders = inputs.orders[inputs.orders["market"].isin(inside)]
+        inputs.retail = retail[retail["market"].isin(inside)]
+        inputs.prices = prices  # references may still come from the nearest market outside
+    result = build(inputs, cfg, pd.Timestamp(dt.date.today()))
+    if region is not None:
+        result["source"] += f"; sales of farmers in region {region} (market side: all markets)"
+    _emit(render.render_text(result) if fmt == "text" else render.render_json(result) if fmt == "json"
+          else render.render_csv(result))
+    if plots is not None:
+        for path in figures.write(figures.report_figures(result), plots):
+            click.echo(f"wrote {path}", err=True)
+
+
+@report.command("dispersion")
+@click.option("--commodity", required=True, help="Commodity code, name or alias.")
+@click.option("--kind", type=click.Choice(["wholesale", "retail", "farm_gate"]), default="wholesale", show_default=True)
+@click.option("--freq", type=FREQS, default="month", show_default=True)
+@click.option("--since", type=DAY, help="First day (YYYY-MM-DD).")
+@click.option("--until", type=DAY, help="Last day (YYYY-MM-DD).")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option("--plots", type=click.Path(file_okay=False, path_type=Path), help="Write the figure (SVG) here.")
+def dispersion(commodity: str, kind: str, freq: str, since: dt.datetime | None, until: dt.datetime | None,
+               fmt: str, plots: Path | None) -> None:
+    """Spread of approved prices across markets per period, and its trend."""
+    from smsgw.analytics import data
+    from smsgw.analytics import plots as figures
+    from smsgw.analytics.config import AnalyticsConfig
+    from smsgw.analytics.dispersion import dispersion_report, dispersion_table
+
+    cfg = AnalyticsConfig(freq=freq)
+    db = _engine()
+    try:
+        with db.engine.connect() as conn:
+            ids = _commodity_ids(conn, commodity)
+            prices = data.load_prices(conn, kind=kind, commodity_ids=ids,
+                                      since=since.date() if since else None, until=until.date() if until else None)
+    finally:
+        db.dispose()
+    result = dispersion_report(prices, commodity, cfg)
+    if fmt == "json":
+        _emit(json.dumps({k: result[k] for k in ("commodity", "freq", "periods", "trend")}, indent=2))
+    elif fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=["period", "n_markets", "cv", "mean_abs_log_diff"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(result["periods"])
+        _emit(out.getvalue())
+    else:
+        _emit(_dispersion_text(result, kind))
+    if plots is not None:
+        series = prices[(prices[list(result["series"])] == pd.Series(result["series"])).all(axis=1)] if result["series"] else prices
+        note = f"Source: smsgw database, approved {kind} price observations. " + _excluded(result)
+        fig = figures.dispersion(dispersion_table(series, cfg), commodity, note)
+        for path in figures.write({f"dispersion_{commodity}": fig}, plots):
+            click.echo(f"wrote {path}", err=True)
+
+
+def _excluded(result: dict) -> str:
+    parts = [f"{v} {k}" for k, v in result["rows_excluded"].items()]
+    return "Rows excluded: " + ("; ".join(parts) if parts else "none") + "."
+
+
+def _dispersion_text(result: dict, kind: str) -> str:
+    s = result["series"]
+    lines = [f"Price dispersion across markets: {result['commodity']} ({kind}, per {result['freq']})",
+             f"Source: smsgw database, approved {kind} price observations; {result['rows_used']} rows used"
+             + (f" (series: {s['commodity']}, grade {s['grade'] or 'any'}, {s['currency']} per {s['base']})." if s else "."),
+             _excluded(result), "Periods with fewer than 3 markets have no value.", "",
+             f"  {'period':<9} {'markets':>7} {'cv':>8} {'mean|dln|':>10}"]
+    for p in result["periods"]:
+        cv = "-" if p["cv"] is None else f"{p['cv']:.4f}"
+        mald = "-" if p["mean_abs_log_diff"] is None else f"{p['mean_abs_log_diff']:.4f}"
+        lines.append(f"  {p['period']:<9} {p['n_markets']:>7} {cv:>8} {mald:>10}")
+    t, detail = result["trend"], result["trend_detail"]
+    slope = "-" if t["slope_per_year"] is None else f"{t['slope_per_year']:+.4f} per year [{t['ci'][0]:+.4f}, {t['ci'][1]:+.4f}]"
+    lines += ["", f"Trend of the CV: {slope}; {t['state']}" + (f" ({detail['reason']})" if detail["reason"] else ""),
+              f"  {detail['test']}" if detail["test"] else ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _emit(text: str) -> None:
+    click.echo(text, nl=not text.endswith("\n"))

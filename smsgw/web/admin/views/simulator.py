@@ -1,0 +1,123 @@
+"""The phone simulator: USSD and SMS through the same code as the Africa's Talking webhooks.
+
+USSD: the session id and the path of inputs so far travel in hidden fields, so the page
+works without JavaScript; every hop calls ``handle_hop`` exactly as ``POST /at/ussd``
+does. SMS: the text goes through ``receive`` as ``POST /at/sms`` does, and the reply
+shown is the outbox row ``reply:<inbound id>``; like any reply it is sent by the drain.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from flask import current_app, render_template, request
+
+from smsgw.conversations.sms.intake import receive
+from smsgw.conversations.ussd.session import apology, handle_hop, record_end
+from smsgw.models import Contact, InboundMessage, OutboundMessage
+from smsgw.phones import InvalidPhone, mask_phone, normalize_phone
+from smsgw.web.admin import audit, bp
+from smsgw.web.admin.auth import requires
+from smsgw.web.admin.forms import SmsForm, UssdForm
+from smsgw.web.admin.i18n import tr
+from smsgw.web.admin.views.common import db
+
+log = logging.getLogger(__name__)
+SERVICE_CODE = "*384#"
+THREAD = 12
+DEFAULT_PHONE = "+254700000001"
+
+
+def _thread(session: so.Session, phone: str) -> list[tuple[str, Any]]:
+    """The phone's latest SMS both ways, oldest first, as a chat shows them."""
+    inbound = session.scalars(sa.select(InboundMessage).where(InboundMessage.from_phone == phone).order_by(InboundMessage.id.desc()).limit(THREAD)).all()
+    outbound = session.scalars(sa.select(OutboundMessage).where(OutboundMessage.to_phone == phone).order_by(OutboundMessage.id.desc()).limit(THREAD)).all()
+    items = [("in", m.received_at, m) for m in inbound] + [("out", m.created_at, m) for m in outbound]
+    return [(way, message) for way, _, message in sorted(items, key=lambda item: item[1])][-THREAD:]
+
+
+def _render(mode: str, phone: str, **values: Any) -> str:
+    session = db()
+    contacts = session.execute(sa.select(Contact.phone, Contact.name, Contact.language).order_by(Contact.name).limit(200)).all()
+    values.setdefault("ussd_form", UssdForm(phone=phone, formdata=None))
+    values.setdefault("sms_form", SmsForm(phone=phone, formdata=None))
+    thread = []
+    if mode == "sms":
+        try:
+            thread = _thread(session, normalize_phone(phone, current_app.config["SMSGW_DEFAULT_REGION"]))
+        except InvalidPhone:
+            thread = []
+    return render_template("admin/simulator.html", mode=mode, phone=phone, contacts=contacts, thread=thread, **values)
+
+
+@bp.get("/simulator")
+@requires("operator")
+def simulator() -> str:
+    """The idle phone, ready to dial or to write an SMS."""
+    mode = "sms" if request.args.get("mode") == "sms" else "ussd"
+    return _render(mode, request.args.get("phone") or DEFAULT_PHONE)
+
+
+@bp.post("/simulator/ussd")
+@requires("operator")
+def simulator_ussd() -> str:
+    """Dial, answer or hang up; the answer is appended to the path as AT would."""
+    form = UssdForm()
+    if not form.validate_on_submit():
+        return _render("ussd", form.phone.data or DEFAULT_PHONE, ussd_form=form)
+    config = current_app.config
+    try:
+        phone = normalize_phone(form.phone.data, config["SMSGW_DEFAULT_REGION"])
+    except InvalidPhone:
+        form.phone.errors.append(tr("Not a valid phone number."))
+        return _render("ussd", form.phone.data, ussd_form=form)
+    session = db()
+    if form.hangup.data:
+        if form.session_id.data:
+            record_end(session, {"sessionId": form.session_id.data, "phoneNumber": phone, "status": "Success"})
+            session.commit()
+        return _render("ussd", phone, ussd_form=UssdForm(phone=phone, lang=form.lang.data, formdata=None))
+    if form.dial.data or not form.session_id.data:
+        session_id, path = f"sim-{uuid.uuid4().hex[:16]}", ""
+        audit.record(session, "simulate", "ussd", session_id, None, {"phone": mask_phone(phone), "lang": form.lang.data or None})
+    else:
+        session_id = form.session_id.data
+        answer = (request.form.get("key") or form.reply.data or "").strip()
+        path = f"{form.path.data}*{answer}" if form.path.data else answer
+    lang = form.lang.data or None
+    try:
+        body = handle_hop(session, config, session_id=session_id, phone=phone, text=path, service_code=SERVICE_CODE, lang=lang)
+        session.commit()
+    except Exception:
+        session.rollback()
+        log.exception("simulated USSD hop failed: session=%s phone=%s", session_id, mask_phone(phone))
+        body = apology(lang or config["SMSGW_DEFAULT_LANG"])
+    ended = body.startswith("END ")
+    next_form = UssdForm(phone=phone, lang=form.lang.data, session_id="" if ended else session_id, path="" if ended else path, formdata=None)
+    return _render("ussd", phone, ussd_form=next_form, screen=body[4:], ended=ended, path=path)
+
+
+@bp.post("/simulator/sms")
+@requires("operator")
+def simulator_sms() -> str:
+    """Send one SMS from the phone; its reply is read from the outbox."""
+    form = SmsForm()
+    if not form.validate_on_submit():
+        return _render("sms", form.phone.data or DEFAULT_PHONE, sms_form=form)
+    config = current_app.config
+    session = db()
+    try:
+        phone = normalize_phone(form.phone.data, config["SMSGW_DEFAULT_REGION"])
+    except InvalidPhone:
+        form.phone.errors.append(tr("Not a valid phone number."))
+        return _render("sms", form.phone.data, sms_form=form)
+    message = receive(session, config, {"from": phone, "text": form.text.data, "id": f"sim-{uuid.uuid4().hex}", "to": "simulator"})
+    reply = None
+    if message is not None:
+        audit.record(session, "simulate", "sms", message.id, None, {"phone": mask_phone(phone)})
+        reply = session.scalar(sa.select(OutboundMessage).where(OutboundMessage.idempotency_key == f"reply:{message.id}"))
+    session.commit()
+    return _render("sms", phone, sms_form=SmsForm(phone=phone, formdata=None), reply=reply, sent=message, no_reply=message is not None and reply is None)

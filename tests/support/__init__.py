@@ -1,0 +1,1 @@
+"""Helpers shared by the fault, hostile-input, privacy and soak tests."""

@@ -1,0 +1,107 @@
+"""The analytics on the database: the demo season, the loaders and ``smsgw report``."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import itertools
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from smsgw.analytics import data
+from smsgw.cli import main
+from smsgw.config import PROJECT_ROOT
+from smsgw.models import GroupOrder, SaleReport
+from smsgw.services.seeding import seed_demo
+
+CONTENT = PROJECT_ROOT / "content"
+
+
+def _demo_lines() -> int:
+    with (CONTENT / "sales.csv").open(newline="", encoding="utf-8") as handle:
+        return sum(1 for _ in csv.DictReader(handle))
+
+
+def _count(session, model, *where) -> int:
+    return session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
+
+
+def test_demo_season_is_loaded_once(session) -> None:
+    demo = SaleReport.source_ref.like("demo:%")
+    before = (_count(session, SaleReport, demo), _count(session, GroupOrder))
+    assert before[0] == _demo_lines()
+    assert _count(session, GroupOrder, GroupOrder.status == "fulfilled") >= 3
+    assert _count(session, SaleReport, SaleReport.channel != "seed", demo) == 0
+    result = seed_demo(session, CONTENT, dt.date.today())
+    assert result == {"prices_added": 0, "sales_added": 0}
+    assert (_count(session, SaleReport, demo), _count(session, GroupOrder)) == before
+
+
+def test_loaders_read_the_demo(connection) -> None:
+    sales = data.load_sales(connection)
+    assert len(sales) >= _demo_lines() and sales["price"].dtype == "float64"
+    assert set(sales["buyer_type"]) >= {"farm_gate_trader", "market", "group_order"}
+    orders = data.load_orders(connection)
+    fulfilled = orders[orders["status"] == "fulfilled"]
+    assert (fulfilled["price"] > 0).all() and (fulfilled["quantity"] > 0).all()
+    people = data.load_people(connection)
+    assert people["enrolled"].notna().sum() >= 18
+    assert list(data.find_commodities(connection, "MAHINDI")["code"]) == ["maize"]
+    assert list(data.find_commodities(connection, "Mais")["code"]) == ["maize"]
+
+
+def _invoke(database_url: str, *args: str):
+    return CliRunner().invoke(main, ["report", *args], env={"DATABASE_URL": database_url}, catch_exceptions=False)
+
+
+def test_report_bargaining_formats(database_url: str, tmp_path: Path) -> None:
+    text = _invoke(database_url, "bargaining", "--plots", str(tmp_path))
+    assert text.exit_code == 0, text.output
+    assert "Primary indicator: farmer price share" in text.output
+    assert "excluded" in text.output and "Effect of enrolment" in text.output
+    svgs = sorted(p.name for p in tmp_path.glob("*.svg"))
+    assert {"price_share.svg", "event_study.svg", "group_premium.svg", "dispersion_maize.svg"} <= set(svgs)
+    assert "Source:" in (tmp_path / "price_share.svg").read_text("utf-8")
+    report = json.loads(_invoke(database_url, "bargaining", "--format", "json", "--commodity", "maize").output)
+    assert report["primary_indicator"] == "price_share"
+    assert report["sales"]["excluded"]
+    first = report["rows"][0]
+    assert (first["indicator"], first["dimension"]) == ("price_share", "all")
+    assert {"value", "ci", "state", "n", "trend"} <= set(first)
+    assert 0.5 < first["value"] < 1.0
+    states = {"improving", "worsening", "no detectable change", "insufficient data"}
+    assert all(row["state"] in states for row in report["rows"])
+    table = list(csv.DictReader(io.StringIO(_invoke(database_url, "bargaining", "--format", "csv", "--region", "Nakuru").output)))
+    assert table[0]["indicator"] == "price_share" and table[-1]["indicator"] == "enrolment_effect_pct"
+
+
+def test_report_dispersion_matches_an_independent_computation(database_url: str) -> None:
+    result = _invoke(database_url, "dispersion", "--commodity", "mahindi", "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert set(report) == {"commodity", "freq", "periods", "trend"}
+    assert set(report["trend"]) == {"slope_per_year", "ci", "state"}
+    raw = pd.read_csv(CONTENT / "prices" / "kenya.csv")
+    maize = raw[(raw["commodity"] == "maize") & (raw["kind"] == "wholesale")]
+    today = pd.Timestamp(dt.date.today())
+    maize = maize.assign(month=(today - pd.to_timedelta(maize["days_ago"], unit="D")).dt.strftime("%Y-%m"),
+                         per_kg=(maize["price"] / 90).round(6))
+    for period in report["periods"]:
+        medians = maize[maize["month"] == period["period"]].groupby("market")["per_kg"].median().to_numpy()
+        assert period["n_markets"] == len(medians)
+        cv = medians.std() / medians.mean()
+        pairs = [abs(math.log(a / b)) for a, b in itertools.combinations(medians, 2)]
+        assert abs(period["cv"] - cv) < 1e-9
+        assert abs(period["mean_abs_log_diff"] - sum(pairs) / len(pairs)) < 1e-9
+    text = _invoke(database_url, "dispersion", "--commodity", "maize", "--freq", "week")
+    assert "Source: smsgw database" in text.output and "Trend of the CV" in text.output
+
+
+def test_report_unknown_commodity(database_url: str) -> None:
+    result = _invoke(database_url, "dispersion", "--commodity", "nosuchcrop")
+    assert result.exit_code == 1 and "unknown commodity: nosuchcrop" in result.output

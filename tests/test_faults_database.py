@@ -1,0 +1,97 @@
+"""The database taken away and brought back under a running app (PostgreSQL).
+
+A TCP proxy sits between the app and PostgreSQL. With the proxy stopped an inbound
+SMS is not acknowledged (AT retries it, so nothing is lost) and a USSD hop still gets
+a short END apology at once; with the proxy back both work again in the same app,
+without a restart (pool_pre_ping), and the retried SMS is stored exactly once.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from smsgw import create_app
+from smsgw.conversations.ussd.session import apology
+from smsgw.db import Database
+from smsgw.models import InboundMessage, OutboundMessage
+from tests.support.databases import ON_POSTGRES, fresh_database
+from tests.support.server import AppServer
+from tests.support.tcp_proxy import TcpProxy
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not ON_POSTGRES, reason="needs TEST_DATABASE_URL (PostgreSQL)"),
+]
+FARMER = "+254700000001"
+IN_TIME = 2.0  # seconds: AT gives up on a USSD hop after a few
+
+
+@pytest.fixture()
+def proxied(tmp_path) -> Iterator[tuple[TcpProxy, AppServer, Database]]:
+    """A running app whose database goes through a proxy, and a direct Database for checks."""
+    with fresh_database(tmp_path, "postgresql") as url:
+        direct = Database(url)
+        target = sa.make_url(url)
+        with TcpProxy(target.host or "127.0.0.1", target.port or 5432) as proxy:
+            through = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+            app = create_app({"DATABASE_URL": through, "WEBHOOK_TOKEN": ""})
+            try:
+                with AppServer(app) as server:
+                    yield proxy, server, direct
+            finally:
+                app.extensions["smsgw.db"].dispose()
+                direct.dispose()
+
+
+def _sms(server: AppServer, gateway_id: str) -> requests.Response:
+    fields = {"from": FARMER, "to": "22384", "text": "PRICE MAIZE", "id": gateway_id, "date": "2026-11-22 06:00:00"}
+    return requests.post(f"{server.url}/at/sms", data=fields, timeout=30)
+
+
+def _ussd(server: AppServer, session_id: str, text: str = "") -> tuple[requests.Response, float]:
+    fields = {"sessionId": session_id, "phoneNumber": FARMER, "serviceCode": "*384*1#", "networkCode": "63902", "text": text}
+    started = time.monotonic()
+    response = requests.post(f"{server.url}/at/ussd", data=fields, timeout=30)
+    return response, time.monotonic() - started
+
+
+def _stored(direct: Database, gateway_id: str) -> tuple[int, int]:
+    """(inbound rows with this id, replies queued for them), read around the proxy."""
+    with direct.session() as session:
+        ids = session.scalars(sa.select(InboundMessage.id).where(InboundMessage.gateway_id == gateway_id)).all()
+        replies = session.scalar(
+            sa.select(sa.func.count(OutboundMessage.id)).where(OutboundMessage.idempotency_key.in_([f"reply:{i}" for i in ids]))
+        )
+    return len(ids), replies
+
+
+def test_database_outage_loses_no_sms_and_ussd_apologises_in_time(proxied) -> None:
+    proxy, server, direct = proxied
+    # Warm up: the app's pool holds connections through the proxy.
+    assert _sms(server, "warm-1").status_code == 200
+    response, _ = _ussd(server, "warm-s1")
+    assert response.status_code == 200 and response.text.startswith("CON ")
+
+    proxy.stop()
+    refused = _sms(server, "ATXid_outage")
+    assert refused.status_code != 200, "an SMS the database never saw must not be acknowledged"
+    assert _stored(direct, "ATXid_outage") == (0, 0)
+    response, elapsed = _ussd(server, "outage-s1")
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
+    assert response.text == apology("en")
+    assert elapsed < IN_TIME, f"the apology took {elapsed:.2f}s"
+    response, _ = _ussd(server, "outage-s1", "1")
+    assert response.text.startswith("END ")
+
+    proxy.start()
+    # AT retries the same SMS, more than once if our first 200 is slow to reach it.
+    for _ in range(3):
+        assert _sms(server, "ATXid_outage").status_code == 200
+    assert _stored(direct, "ATXid_outage") == (1, 1)
+    response, elapsed = _ussd(server, "after-s1")
+    assert response.status_code == 200 and response.text.startswith("CON "), response.text
+    assert elapsed < IN_TIME
