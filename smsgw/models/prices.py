@@ -31,6 +31,9 @@ class PriceObservation(Base):
         sa.CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status_known"),
         sa.CheckConstraint("length(currency) = 3", name="currency_iso"),
         sa.UniqueConstraint("source", "source_ref"),
+        # An import checks each batch against the source's rows of the batch's days;
+        # without this it reads every row of the source, for every batch.
+        sa.Index("ix_price_observation_source_day", "source", "observed_on"),
         sa.Index(
             "ix_price_observation_lookup",
             "commodity_id",
