@@ -155,9 +155,9 @@ def _dispersion_text(result: dict, kind: str) -> str:
         cv = "-" if p["cv"] is None else f"{p['cv']:.4f}"
         mald = "-" if p["mean_abs_log_diff"] is None else f"{p['mean_abs_log_diff']:.4f}"
         lines.append(f"  {p['period']:<9} {p['n_markets']:>7} {cv:>8} {mald:>10}")
-    t, detail = result["trend"], result["trend_detail"]
-    slope = "-" if t["slope_per_year"] is None else f"{t['slope_per_year']:+.4f} per year [{t['ci'][0]:+.4f}, {t['ci'][1]:+.4f}]"
-    lines += ["", f"Trend of the CV: {slope}; {t['state']}" + (f" ({detail['reason']})" if detail["reason"] else ""),
+    tr, detail = result["trend"], result["trend_detail"]
+    slope = "-" if tr["slope_per_year"] is None else f"{tr['slope_per_year']:+.4f} per year [{tr['ci'][0]:+.4f}, {tr['ci'][1]:+.4f}]"
+    lines += ["", f"Trend of the CV: {slope}; {tr['state']}" + (f" ({detail['reason']})" if detail["reason"] else ""),
               f"  {detail['test']}" if detail["test"] else ""]
     return "\n".join(lines).rstrip() + "\n"
 

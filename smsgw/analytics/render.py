@@ -50,13 +50,13 @@ def render_csv(report: dict[str, Any]) -> str:
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in report["rows"]:
-        t, ci = row["trend"], row["ci"] or [None, None]
-        tci = t["ci"] or [None, None]
+        tr, ci = row["trend"], row["ci"] or [None, None]
+        tci = tr["ci"] or [None, None]
         writer.writerow({
             "indicator": row["indicator"], "dimension": row["dimension"], "cell": row["cell"], "value": row["value"],
             "ci_lo": ci[0], "ci_hi": ci[1], "n": row["n"], "clusters": row["clusters"],
-            "slope_per_year": t["slope_per_year"], "slope_lo": tci[0], "slope_hi": tci[1], "q_value": t["q_value"],
-            "trend_points": t["n_points"], "state": row["state"], "reason": row["reason"], "method": row["method"],
+            "slope_per_year": tr["slope_per_year"], "slope_lo": tci[0], "slope_hi": tci[1], "q_value": tr["q_value"],
+            "trend_points": tr["n_points"], "state": row["state"], "reason": row["reason"], "method": row["method"],
         })
     effect = report["enrolment"]
     eci = effect["ci_pct"] or [None, None]
@@ -90,8 +90,8 @@ def render_text(report: dict[str, Any]) -> str:
     for indicator in order:
         lines += ["", LABELS.get(indicator, indicator), header]
         for row in (r for r in report["rows"] if r["indicator"] == indicator):
-            t = row["trend"]
-            slope = "" if t["slope_per_year"] is None else f"{t['slope_per_year']:+.3f} {_ci(t['ci'])}"
+            tr = row["trend"]
+            slope = "" if tr["slope_per_year"] is None else f"{tr['slope_per_year']:+.3f} {_ci(tr['ci'])}"
             cell = "all" if row["dimension"] == "all" else f"{row['dimension']}: {row['cell']}"
             lines.append(f"  {cell[:28]:<28} {_f(row['value']):>7} {_ci(row['ci']):>17} {row['n']:>6} {row['clusters']:>4}  "
                          f"{slope:<26} {row['state']}" + (f" ({row['reason']})" if row["reason"] else ""))
@@ -134,10 +134,10 @@ def _market_lines(market: list[dict[str, Any]]) -> list[str]:
     lines = ["Market side: dispersion of approved wholesale prices across markets (per base unit)",
              f"  {'commodity':<16} {'markets now':>11} {'CV now':>7} {'MALD now':>9} {'mean CV':>8}  {'CV trend/yr [95%]':<28} state"]
     for m in market:
-        now, t = m["now"], m["trend"]
-        slope = "" if t["slope_per_year"] is None else f"{t['slope_per_year']:+.3f} {_ci(t['ci'])}"
+        now, tr = m["now"], m["trend"]
+        slope = "" if tr["slope_per_year"] is None else f"{tr['slope_per_year']:+.3f} {_ci(tr['ci'])}"
         lines.append(f"  {m['commodity']:<16} {now['n_markets']:>11} {_f(now['cv']):>7} {_f(now['mean_abs_log_diff']):>9} "
-                     f"{_f(m['mean_cv']):>8}  {slope:<28} {t['state']}" + (f" ({t['reason']})" if t["reason"] else ""))
+                     f"{_f(m['mean_cv']):>8}  {slope:<28} {tr['state']}" + (f" ({tr['reason']})" if tr["reason"] else ""))
         margin = m["retail_margin"]
         if margin["value"] is not None or m["seasonal_amplitude"] is not None or m["rows_excluded"]:
             parts = []
