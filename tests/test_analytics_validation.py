@@ -2,9 +2,7 @@
 planted enrolment effects simulated on top of a real daily reference series."""
 from __future__ import annotations
 
-import itertools
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,39 +13,13 @@ from smsgw.analytics.config import AnalyticsConfig
 from smsgw.analytics.dispersion import dispersion_report
 from smsgw.analytics.enrolment import estimate
 from smsgw.analytics.indicators import prepare
+from tests.support.dispersion import SHARED_DATA as DATA
+from tests.support.dispersion import compare, independent
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 KENYA = DATA / "kenya_wfp_food_prices_ken_2006_2023.csv"
 GHANA = DATA / "ghana_mofa_weekly_prices_2009_2014_long.csv"
 INDIA = DATA / "india_agmarknet_malabar_daily_2021_2026.csv"
 pytestmark = pytest.mark.skipif(not DATA.exists(), reason="shared/data is not beside the repository")
-
-
-def independent(frame: pd.DataFrame, period: str) -> pd.DataFrame:
-    """Per period: markets, CV and mean |log difference| over pairs, written out plainly."""
-    frame = frame.assign(period=frame["day"].dt.to_period(period))
-    medians = frame.groupby(["period", "market"])["price"].median()
-    rows = {}
-    for key, values in medians.groupby(level="period"):
-        p = values.to_numpy()
-        if len(p) < 3:
-            rows[key] = (len(p), np.nan, np.nan)
-            continue
-        pairs = [abs(math.log(a) - math.log(b)) for a, b in itertools.combinations(p, 2)]
-        rows[key] = (len(p), p.std(ddof=0) / p.mean(), sum(pairs) / len(pairs))
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["n_markets", "cv", "mean_abs_log_diff"])
-
-
-def compare(result: dict, expected: pd.DataFrame, fmt: str) -> None:
-    got = pd.DataFrame(result["periods"]).set_index("period")
-    expected = expected.set_axis(expected.index.to_timestamp().strftime(fmt))
-    got = got.loc[got["n_markets"] > 0]
-    assert list(got.index) == list(expected.index)
-    assert (got["n_markets"].to_numpy() == expected["n_markets"].to_numpy()).all()
-    for column in ("cv", "mean_abs_log_diff"):
-        a, b = got[column].astype("float64").to_numpy(), expected[column].to_numpy()
-        assert np.array_equal(np.isnan(a), np.isnan(b))
-        assert np.nanmax(np.abs(a - b)) < 1e-9
 
 
 def test_kenya_maize_names_and_units() -> None:
@@ -61,7 +33,7 @@ def test_kenya_maize_names_and_units() -> None:
     frame = frame[frame["commodity"].isin(["Maize", "Maize (white)"]) & (frame["kind"] == "wholesale")]
     result = dispersion_report(frame.assign(commodity="maize"), "maize", AnalyticsConfig())
     assert result["rows_excluded"] == {}
-    compare(result, independent(plain, "M"), "%Y-%m")
+    compare(result["periods"], independent(plain, "M"), "%Y-%m")
 
 
 def test_ghana_maize_with_duplicated_keys() -> None:
@@ -72,7 +44,7 @@ def test_ghana_maize_with_duplicated_keys() -> None:
     plain = pd.DataFrame({"day": pd.to_datetime(maize["date"]), "market": maize["market"], "price": maize["price_ghs"] / 100})
     frame = sources.read_mofa(GHANA)
     result = dispersion_report(frame[frame["commodity"] == "Maize"], "Maize", AnalyticsConfig(freq="week"))
-    compare(result, independent(plain, "W-SUN"), "%G-W%V")
+    compare(result["periods"], independent(plain, "W-SUN"), "%G-W%V")
 
 
 def test_india_coconut_compares_like_with_like() -> None:
@@ -85,7 +57,7 @@ def test_india_coconut_compares_like_with_like() -> None:
     result = dispersion_report(frame[frame["commodity"] == "coconut"], "coconut", AnalyticsConfig())
     assert result["series"]["grade"] == main
     assert result["rows_excluded"] == {"other grade or variety": int((coconut["variety"] != main).sum())}
-    compare(result, independent(plain, "M"), "%Y-%m")
+    compare(result["periods"], independent(plain, "M"), "%Y-%m")
     # Mixing the varieties would have reported a very different spread.
     mixed = independent(pd.DataFrame({"day": pd.to_datetime(coconut["date"]), "market": coconut["market"],
                                       "price": coconut["modal_price"] / 100}), "M")
