@@ -107,12 +107,12 @@ def import_prices(
       grade      optional grade code (G1)
       country    optional ISO country, for markets made by --create-missing
     """
-    from smsgw.services import price_import
+    from smsgw.services import price_files, price_import
     from smsgw.services.price_checks import Policy
 
     try:
-        total = price_import.check_file(file, fmt)
-    except price_import.ImportFileError as error:
+        total = price_files.check_file(file, fmt)
+    except price_files.ImportFileError as error:
         raise click.ClickException(str(error)) from None
     db, settings = _database()
     try:
@@ -132,7 +132,7 @@ def import_prices(
                 country=country,
                 progress=bar.update,
             )
-    except price_import.ImportFileError as error:
+    except price_files.ImportFileError as error:
         raise click.ClickException(str(error)) from None
     finally:
         db.dispose()

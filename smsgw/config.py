@@ -66,6 +66,16 @@ def _defaults() -> dict[str, Any]:
         "BULLETIN_QUIET_END": 6,
         "BULLETIN_DAILY_CAP": 3,
         "BULLETIN_BATCH_PAUSE": "0",
+        # The anomaly check on incoming prices (smsgw.services.price_checks.Policy): sources
+        # whose in-range prices are published without review, the robust z-score and the
+        # relative change that hold a price, the band around other markets' median, and how
+        # much of a market's history the check reads.
+        "PRICE_AUTO_APPROVE_SOURCES": "demo,import:wfp",
+        "PRICE_ANOMALY_Z": 3.5,
+        "PRICE_ANOMALY_MIN_CHANGE": 0.15,
+        "PRICE_CROSS_MARKET_BAND": 0.6,
+        "PRICE_HISTORY_DAYS": 90,
+        "PRICE_MIN_HISTORY": 5,
         "TESTING": False,
     }
 
@@ -80,7 +90,10 @@ _INT_KEYS = {
     "BULLETIN_QUIET_START",
     "BULLETIN_QUIET_END",
     "BULLETIN_DAILY_CAP",
+    "PRICE_HISTORY_DAYS",
+    "PRICE_MIN_HISTORY",
 }
+_FLOAT_KEYS = {"PRICE_ANOMALY_Z", "PRICE_ANOMALY_MIN_CHANGE", "PRICE_CROSS_MARKET_BAND"}
 _BOOL_KEYS = {"TESTING"}
 
 
@@ -90,6 +103,11 @@ def _coerce(key: str, value: Any) -> Any:
             return int(value)
         except ValueError:
             raise ConfigError(f"{key} must be a whole number, got {value!r}") from None
+    if key in _FLOAT_KEYS and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{key} must be a number, got {value!r}") from None
     if key in _BOOL_KEYS and isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes", "on"}
     return value

@@ -7,12 +7,15 @@ import decimal
 import sqlalchemy as sa
 
 from smsgw.db import utcnow
+from smsgw.messaging.drain import _whole_requests
 from smsgw.messaging.outbox import (
     MAX_ATTEMPTS,
+    Queued,
     SendResult,
     backoff,
     claim_due,
     enqueue,
+    enqueue_many,
     record_result,
     recover_stale,
 )
@@ -155,3 +158,77 @@ def test_lost_answer_settles_bulletins_as_unknown_and_retries_replies(session) -
         message.attempts = 1
         record_result(message, SendResult(message.to_phone, "maybe", error="ReadTimeout"))
     assert bulletin.status == "unknown" and reply.status == "queued"
+
+
+def _rows(session, prefix: str) -> list[OutboundMessage]:
+    return session.scalars(
+        sa.select(OutboundMessage)
+        .where(OutboundMessage.idempotency_key.like(f"{prefix}%"))
+        .order_by(OutboundMessage.idempotency_key)
+    ).all()
+
+
+def test_enqueue_many_inserts_encoded_rows_and_skips_known_keys(session) -> None:
+    _queue(session, "bulletin:daily:m:1", purpose="bulletin", text="kept as it was")
+    later = utcnow() + dt.timedelta(hours=2)
+    enqueue_many(
+        session,
+        [
+            Queued("+254700000201", "Mahindi \u201c3200\u201d", "bulletin:daily:m:1", "sw", None),
+            Queued("+254700000202", "Mahindi \u201c3200\u201d", "bulletin:daily:m:2", "sw", None),
+            Queued("+221770000203", "Mil \u00e0 Thi\u00e8s \u20ac", "bulletin:daily:m:3", "fr", None),
+        ],
+        purpose="bulletin",
+        sender_id="SOKO",
+        not_before=later,
+    )
+    enqueue_many(session, [], purpose="bulletin")
+    rows = _rows(session, "bulletin:daily:m:")
+    assert [(row.to_phone, row.text) for row in rows[:2]] == [
+        (PHONE, "kept as it was"),
+        ("+254700000202", 'Mahindi "3200"'),
+    ]
+    second, third = rows[1], rows[2]
+    assert (second.encoding, second.segments, second.priority, second.sender_id) == ("gsm7", 1, 5, "SOKO")
+    assert (second.status, second.attempts, second.last_error) == ("queued", 0, "")
+    assert second.next_attempt_at == later
+    # The euro sign is GSM-7 (an escape), the grave and acute accents are in its table.
+    assert third.encoding == "gsm7" and third.text.startswith("Mil")
+    # Only the message queued before is due: the others wait two hours.
+    assert [m.idempotency_key for m in claim_due(session, 10)] == ["bulletin:daily:m:1"]
+
+
+def _bulletins(session, texts: dict[str, int]) -> None:
+    messages = [
+        Queued(f"+2547003{n:05d}", text, f"bulletin:daily:w:{text}:{n}")
+        for text, count in texts.items()
+        for n in range(count)
+    ]
+    enqueue_many(session, messages, purpose="bulletin")
+    session.commit()
+
+
+def test_a_full_batch_gives_back_the_cut_off_part_of_its_last_text(session) -> None:
+    # Claim order puts the texts side by side: 7 of "a", then "b" cut off after 3 of its 6.
+    _bulletins(session, {"a": 7, "b": 6})
+    batch = claim_due(session, 10)
+    kept = _whole_requests(session, batch, batch_size=10, chunk=2)
+    session.commit()
+    assert [m.text for m in kept] == ["a"] * 7 + ["b"] * 2
+    statuses = {m.idempotency_key: (m.status, m.attempts) for m in _rows(session, "bulletin:daily:w:b")}
+    assert sorted(statuses.values()) == [("queued", 0)] * 4 + [("sending", 1)] * 2
+    # The next claim takes the given-back recipient first, with the rest of its text.
+    assert [m.text for m in claim_due(session, 10)] == ["b"] * 4
+
+
+def test_whole_requests_leaves_batches_that_need_no_trimming(session) -> None:
+    _bulletins(session, {"c": 4, "d": 4})
+    batch = claim_due(session, 8)
+    assert _whole_requests(session, batch, batch_size=8, chunk=2) == batch  # "d" fills 2 requests
+    assert _whole_requests(session, batch[:5], batch_size=8, chunk=2) == batch[:5]  # not a full batch
+    _bulletins(session, {"e": 9})
+    single = claim_due(session, 3)
+    # A batch that is all one text, shorter than a request, goes as it is: giving it
+    # all back would leave nothing to send.
+    assert _whole_requests(session, single, batch_size=3, chunk=4) == single
+    assert {m.status for m in single} == {"sending"}

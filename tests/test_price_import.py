@@ -19,7 +19,8 @@ from smsgw.db import Database
 from smsgw.migrate import upgrade
 from smsgw.models import Commodity, CommodityAlias, Market, PriceObservation, Unit
 from smsgw.services.price_checks import Policy
-from smsgw.services.price_import import ImportFileError, check_file, import_prices
+from smsgw.services.price_files import ImportFileError, check_file
+from smsgw.services.price_import import import_prices
 from smsgw.services.price_review import approve_all, count_pending
 from smsgw.services.prices import latest_quote, price_on_or_before
 from tests.support.dispersion import SHARED_DATA

@@ -66,8 +66,8 @@ class Policy:
     def from_settings(cls, settings: Mapping[str, Any] | None = None) -> Policy:
         """The policy from settings keys, else the environment, else the defaults."""
 
-        # load_settings only keeps keys it knows, so these are also read from the
-        # environment directly until the config module declares them.
+        # Settings from load_settings carry every PRICE_* key (config.py declares and checks
+        # them); a partial mapping, as a script or test may pass, falls back to the environment.
         def value(key: str) -> Any:
             found = (settings or {}).get(key)
             return found if found not in (None, "") else os.environ.get(key) or None

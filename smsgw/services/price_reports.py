@@ -11,7 +11,7 @@ import sqlalchemy.orm as so
 from smsgw.i18n import N_
 from smsgw.models import Commodity, Contact, Market, PriceObservation, PriceReporter, Unit
 from smsgw.services.price_checks import Policy, candidate_for, check_price
-from smsgw.services.price_import import storable
+from smsgw.services.price_files import storable
 
 SOURCE = "sms"
 

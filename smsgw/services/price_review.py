@@ -25,7 +25,7 @@ from smsgw.models import (
     PriceObservation,
     PriceReporter,
 )
-from smsgw.services.price_import import CENT, MAX_AMOUNT, MICRO, storable
+from smsgw.services.price_files import CENT, MAX_AMOUNT, MICRO, storable
 
 ENTITY = "price_observation"
 RECENT = 5

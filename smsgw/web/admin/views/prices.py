@@ -106,7 +106,8 @@ def review_price(price_id: int) -> Response:
 def upload_prices() -> Response | str:
     """Import a CSV of prices through the importer and show its summary."""
     from smsgw.services.price_checks import Policy
-    from smsgw.services.price_import import ImportFileError, import_prices
+    from smsgw.services.price_files import ImportFileError
+    from smsgw.services.price_import import import_prices
 
     session = db()
     form = UploadForm()
