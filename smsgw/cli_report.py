@@ -52,39 +52,32 @@ def _commodity_ids(conn: object, text: str | None) -> list[int] | None:
 def bargaining(commodity: str | None, region: str | None, since: dt.datetime | None, freq: str,
                transport: Path | None, fmt: str, plots: Path | None) -> None:
     """Every bargaining indicator with its interval, trend and state."""
-    from smsgw.analytics import data, render
     from smsgw.analytics import plots as figures
+    from smsgw.analytics import render
     from smsgw.analytics.config import AnalyticsConfig, read_transport
-    from smsgw.analytics.report import Inputs
     from smsgw.analytics.report import bargaining as build
+    from smsgw.analytics.report import load_inputs
 
     cfg = AnalyticsConfig(freq=freq)
     if transport is not None:
         cfg = replace(cfg, transport=read_transport(transport))
-    start = since.date() if since else None
-    # References may come from prices up to a week older than the first sale.
-    price_start = start - dt.timedelta(days=cfg.window_days + cfg.max_age_days) if start else None
     db = _engine()
     try:
         with db.engine.connect() as conn:
             ids = _commodity_ids(conn, commodity)
-            markets = data.load_markets(conn)
-            sales = data.load_sales(conn, commodity_ids=ids, since=start)
-            prices = data.load_prices(conn, commodity_ids=ids, since=price_start)
-            retail = data.load_prices(conn, kind="retail", commodity_ids=ids, since=start)
-            inputs = Inputs(sales=sales, prices=prices, markets=markets, people=data.load_people(conn),
-                            orders=data.load_orders(conn, commodity_ids=ids), members=data.load_members(conn),
-                            events=data.load_engagement(conn, start), retail=retail)
+            inputs = load_inputs(conn, cfg, commodity_ids=ids, since=since.date() if since else None)
     finally:
         db.dispose()  # close pooled connections even when the commodity was unknown
     if region is not None:
+        markets = inputs.markets
         inside = set(markets.loc[markets["region"].str.lower() == region.strip().lower(), "market"])
         if not inside:
             raise click.ClickException(f"unknown region: {region}")
-        inputs.sales = sales[sales["market"].isin(inside)]
+        # Only sales, orders and retail prices: references may still come from the nearest
+        # market outside the region.
+        inputs.sales = inputs.sales[inputs.sales["market"].isin(inside)]
         inputs.orders = inputs.orders[inputs.orders["market"].isin(inside)]
-        inputs.retail = retail[retail["market"].isin(inside)]
-        inputs.prices = prices  # references may still come from the nearest market outside
+        inputs.retail = inputs.retail[inputs.retail["market"].isin(inside)]
     result = build(inputs, cfg, pd.Timestamp(dt.date.today()))
     if region is not None:
         result["source"] += f"; sales of farmers in region {region} (market side: all markets)"

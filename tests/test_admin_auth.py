@@ -105,6 +105,19 @@ def test_a_write_without_csrf_token_is_refused(operator) -> None:
     assert post(operator, "/admin/language", {"language": "fr", "next": "/admin/"}).status_code == 302
 
 
+def test_every_form_refuses_a_write_without_its_csrf_token(app, as_role, connection) -> None:
+    client = as_role("admin")
+    audited = connection.scalar(sa.select(sa.func.count()).select_from(AuditEntry))
+    writes = [(endpoint, url) for endpoint, method, url in _calls(app) if method == "POST"]
+    assert len(writes) >= 15
+    for endpoint, url in [*writes, ("admin.signin", "/admin/signin")]:
+        for data in ({}, {"csrf_token": "forged"}):
+            response = client.post(url, data=data)
+            assert response.status_code == 400, (endpoint, data, response.status_code)
+    assert connection.scalar(sa.select(sa.func.count()).select_from(AuditEntry)) == audited
+    assert client.get("/admin/").status_code == 200  # still signed in: signout refused too
+
+
 def _sign_in(client, email: str, password: str, next_url: str = ""):
     token = csrf_token(client)
     query = f"?next={next_url}" if next_url else ""

@@ -10,10 +10,12 @@ import math
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from smsgw.analytics import data
+from smsgw.analytics import data, report
+from smsgw.analytics.config import AnalyticsConfig
 from smsgw.cli import main
 from smsgw.config import PROJECT_ROOT
 from smsgw.models import GroupOrder, SaleReport
@@ -53,6 +55,25 @@ def test_loaders_read_the_demo(connection) -> None:
     assert people["enrolled"].notna().sum() >= 18
     assert list(data.find_commodities(connection, "MAHINDI")["code"]) == ["maize"]
     assert list(data.find_commodities(connection, "Mais")["code"]) == ["maize"]
+
+
+def _informed(connection) -> dict:
+    cfg = AnalyticsConfig()
+    result = report.bargaining(report.load_inputs(connection, cfg), cfg, pd.Timestamp(dt.date.today()))
+    return next(r for r in result["rows"] if (r["indicator"], r["dimension"]) == ("informed_sales", "all"))
+
+
+def test_a_sale_after_a_ussd_price_look_up_is_informed(client, connection) -> None:
+    phone = "+254700000002"
+    before = _informed(connection)
+    for text in ("", "1", "1*1", "1*1*1"):  # prices -> maize -> home market: the price
+        answer = client.post("/at/ussd", data={"sessionId": "informed-1", "phoneNumber": phone, "text": text})
+        assert answer.get_data(as_text=True).startswith("CON ")
+    fields = {"from": phone, "to": "22384", "text": "SOLD 10bag90 maize 3000", "id": "at-informed-1"}
+    assert client.post("/at/sms", data=fields).status_code == 200
+    after = _informed(connection)
+    assert after["n"] == before["n"] + 1
+    assert after["value"] * after["n"] == pytest.approx(before["value"] * before["n"] + 1)
 
 
 def _invoke(database_url: str, *args: str):

@@ -199,7 +199,7 @@ def _events() -> dict[str, pd.DataFrame]:
                              "status": ["delivered", "delivered", "delivered", "failed", "queued"]})
     ussd = pd.DataFrame({"farmer": pd.array([0, 1, 2], dtype="Int64"), "at": out_at[:3], "day": out_at[:3],
                          "status": ["Incomplete", "Success", "Incomplete"],
-                         "state": [{"resume": [["main", {}], ["sale_qty", {}]]}, {}, {}]})
+                         "state": [{"resume": [["main", {}], ["sale_qty", {}]]}, {"prices_viewed": ["beans", "maize"]}, {}]})
     return {"inbound": inbound, "outbound": outbound, "ussd": ussd,
             "subscriptions": pd.DataFrame({"farmer": [2], "commodity": ["maize"]}),
             "aliases": pd.DataFrame({"alias": ["maize", "mahindi"], "commodity": ["maize", "maize"]})}
@@ -209,9 +209,10 @@ def test_engagement_indicators() -> None:
     events = _events()
     frame = _frame([0.7, 0.7, 0.7, 0.7], [1.0] * 4)
     informed, _ = engagement.informed_sales(frame, events, CFG, np.random.default_rng(1))
-    # Farmer 0 asked 2 days before, farmer 2 had a bulletin the day before; farmer 1 asked
-    # 6 days before (too early) and farmer 3 never.
-    assert informed.value == pytest.approx(0.5)
+    # Farmer 0 asked by SMS 2 days before, farmer 1 looked maize up by USSD the day before
+    # (an SMS 6 days before was too early), farmer 2 had a bulletin the day before; farmer
+    # 3 never.
+    assert informed.value == pytest.approx(0.75)
     delivery, _ = engagement.message_delivery(events, CFG)
     assert delivery.value == pytest.approx(3 / 4) and delivery.detail["pending"] == 1
     dropped = engagement.ussd_dropoff(events, CFG)

@@ -10,9 +10,11 @@ import sqlalchemy as sa
 
 from smsgw.models import (
     Commitment,
+    Commodity,
     Contact,
     GroupOrder,
     OutboundMessage,
+    PriceObservation,
     SaleReport,
     Subscription,
     UssdSession,
@@ -75,6 +77,24 @@ def test_price_shows_trend_and_best_market_then_subscribes_once(client, session)
         sa.select(Subscription).where(Subscription.contact_id == contact.id)
     ).all()
     assert len(subs) == 3  # two from the demo content, one added once
+    # The look-up is kept on the session: the analytics count sales it informed.
+    ussd = session.scalar(sa.select(UssdSession).where(UssdSession.session_id == phone.session_id))
+    assert ussd.state[UssdSession.PRICES_VIEWED] == ["maize"]
+
+
+def test_a_price_screen_with_no_price_records_no_look_up(client, session) -> None:
+    tomatoes = session.scalar(sa.select(Commodity).where(Commodity.code == "tomatoes"))
+    session.execute(
+        sa.update(PriceObservation)
+        .where(PriceObservation.commodity_id == tomatoes.id)
+        .values(status="rejected")
+    )
+    phone = Phone(client, LEADER)
+    crops = phone.dial("1")
+    screen = phone.dial(_menu_number(crops, "Tomatoes"), "1")
+    assert screen.startswith("CON No price yet for Tomatoes")
+    ussd = session.scalar(sa.select(UssdSession).where(UssdSession.session_id == phone.session_id))
+    assert UssdSession.PRICES_VIEWED not in ussd.state
 
 
 def test_sale_report_is_stored_once_with_per_kg_price(client, session) -> None:

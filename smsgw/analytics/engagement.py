@@ -8,6 +8,7 @@ from smsgw.analytics.cells import mean_interval
 from smsgw.analytics.config import AnalyticsConfig
 from smsgw.analytics.indicators import Level
 from smsgw.analytics.stats import wilson
+from smsgw.models import UssdSession
 
 FINAL = ("delivered", "failed", "unknown")
 DROPPED = ("Incomplete", "Failed")
@@ -50,7 +51,7 @@ def message_delivery(events: dict[str, pd.DataFrame], cfg: AnalyticsConfig) -> t
 
 def informed_sales(frame: pd.DataFrame, events: dict[str, pd.DataFrame], cfg: AnalyticsConfig,
                    rng: np.random.Generator) -> tuple[Level, pd.Series]:
-    """Share of sales with a price query or delivered bulletin for the commodity in the 3 days before."""
+    """Share of sales with a price query (SMS or USSD) or delivered bulletin for the commodity in the 3 days before."""
     if frame.empty:
         return Level(None, reason="no sales with a reference"), pd.Series(dtype="float64")
     inbound = events["inbound"]
@@ -58,11 +59,15 @@ def informed_sales(frame: pd.DataFrame, events: dict[str, pd.DataFrame], cfg: An
     # Which commodity a query asked about: any word of the text that is a commodity alias.
     words = queries.assign(word=queries["text"].str.lower().str.findall(TOKEN)).explode("word")
     asked = words.merge(events["aliases"], left_on="word", right_on="alias")[["farmer", "commodity", "day"]]
+    # USSD: the session records the commodities whose price screen it showed.
+    ussd = events["ussd"][events["ussd"]["farmer"].notna()]
+    viewed = ussd.assign(commodity=ussd["state"].str.get(UssdSession.PRICES_VIEWED)).explode("commodity").dropna(subset=["commodity"])
+    viewed = viewed.astype({"commodity": asked["commodity"].dtype})
     out = events["outbound"]
     bulletins = out[(out["purpose"] == "bulletin") & (out["status"] == "delivered") & out["farmer"].notna()]
     # A daily bulletin carries the prices of every commodity the farmer subscribes to.
     told = bulletins[["farmer", "day"]].merge(events["subscriptions"], on="farmer")[["farmer", "commodity", "day"]]
-    infos = pd.concat([asked, told], ignore_index=True).astype({"farmer": "int64"})
+    infos = pd.concat([asked, viewed[["farmer", "commodity", "day"]], told], ignore_index=True).astype({"farmer": "int64"})
     infos = infos.assign(info_day=infos["day"]).sort_values("day")
     left = frame[["farmer", "commodity", "day"]].astype({"farmer": "int64"}).reset_index().sort_values("day")
     found = pd.merge_asof(left, infos, on="day", by=["farmer", "commodity"], direction="backward",
@@ -71,8 +76,7 @@ def informed_sales(frame: pd.DataFrame, events: dict[str, pd.DataFrame], cfg: An
     mean, lo, hi, method, g = mean_interval(informed, pd.Series(1.0, index=frame.index), frame["farmer"], cfg, rng)
     per = pd.DataFrame({"period": frame["period"].to_numpy(), "informed": informed.to_numpy()}).groupby("period")["informed"].agg(["mean", "size"])
     series = per["mean"].where(per["size"] >= cfg.min_sales)
-    return Level(mean, (max(lo, 0.0), min(hi, 1.0)) if lo is not None else None, len(frame), g, method,
-                 reason="USSD price look-ups are not counted: a session does not record the commodity viewed"), series
+    return Level(mean, (max(lo, 0.0), min(hi, 1.0)) if lo is not None else None, len(frame), g, method), series
 
 
 def reporting_rate(sales: pd.DataFrame, people: pd.DataFrame, today: pd.Timestamp, cfg: AnalyticsConfig) -> tuple[Level, pd.Series]:

@@ -1,14 +1,16 @@
 """The bargaining report: every indicator per cell with its interval, trend and state."""
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
-from smsgw.analytics import cells, dispersion, engagement, enrolment, groups, indicators
+from smsgw.analytics import cells, data, dispersion, engagement, enrolment, groups, indicators
 from smsgw.analytics.config import PRIMARY, STATES, AnalyticsConfig
 from smsgw.analytics.indicators import Level
 from smsgw.analytics.stats import Trend, decide, negated, trend
@@ -31,6 +33,23 @@ class Inputs:
     events: dict[str, pd.DataFrame] | None = None
     retail: pd.DataFrame = field(default_factory=pd.DataFrame)
     source: str = SOURCE
+
+
+def load_inputs(
+    conn: sa.Connection, cfg: AnalyticsConfig, *, commodity_ids: list[int] | None = None,
+    since: dt.date | None = None,
+) -> Inputs:
+    """Everything a report reads from the database (of ``commodity_ids``, from ``since``)."""
+    # References may come from prices up to a week older than the first sale.
+    price_start = since - dt.timedelta(days=cfg.window_days + cfg.max_age_days) if since else None
+    return Inputs(
+        sales=data.load_sales(conn, commodity_ids=commodity_ids, since=since),
+        prices=data.load_prices(conn, commodity_ids=commodity_ids, since=price_start),
+        markets=data.load_markets(conn), people=data.load_people(conn),
+        orders=data.load_orders(conn, commodity_ids=commodity_ids), members=data.load_members(conn),
+        events=data.load_engagement(conn, since),
+        retail=data.load_prices(conn, kind="retail", commodity_ids=commodity_ids, since=since),
+    )
 
 
 @dataclass

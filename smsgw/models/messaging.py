@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -134,6 +134,7 @@ class UssdSession(Base):
     """A USSD session: its inputs so far, the half-entered answers, and how it ended."""
 
     __tablename__ = "ussd_session"
+    PRICES_VIEWED: ClassVar[str] = "prices_viewed"
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     session_id: so.Mapped[str] = so.mapped_column(sa.String(80), unique=True)
@@ -144,7 +145,9 @@ class UssdSession(Base):
     last_text: so.Mapped[str] = so.mapped_column(sa.Text, default="")
     hops: so.Mapped[int] = so.mapped_column(default=0)
     # Answers entered so far and effects already applied (keyed by step), so a
-    # repeated request never applies an effect twice and a dropped session can resume.
+    # repeated request never applies an effect twice and a dropped session can resume;
+    # and, under PRICES_VIEWED, the codes of the commodities whose price it showed (read
+    # by the analytics: a sale soon after a look-up is an informed sale).
     state: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
     status: so.Mapped[str] = so.mapped_column(sa.String(12), default="active")
     started_at: so.Mapped[dt.datetime] = so.mapped_column(default=utcnow)

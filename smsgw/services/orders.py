@@ -17,7 +17,6 @@ import decimal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -38,6 +37,7 @@ from smsgw.models import (
     ProducerGroup,
     Unit,
 )
+from smsgw.services import order_texts
 
 ERROR_CODES = frozenset({
     "not_leader", "not_member", "not_open", "deadline_passed", "bad_quantity", "bad_price",
@@ -187,7 +187,7 @@ def open_order(
         .where(Membership.group_id == group.id, Contact.id != leader.id).order_by(Contact.id)
     ).all()
     for member in others:
-        _send(session, member, _announcement(order, Text(member.language)), "order",
+        _send(session, member, order_texts.announcement(Text(member.language), order), "order",
               f"order:{order.id}:opened:{member.id}")
     return order
 
@@ -255,10 +255,7 @@ def _change(
     # ours ends, so the stored total stays the exact sum of the commitment rows.
     order.committed_total = order.committed_total - before + after
     session.flush()
-    t = Text(member.language)
-    text = t(msgid, id=order.id, qty=_qty(t, quantity), unit=unit.label(t.lang),
-             crop=_crop(order, t.lang), total=_qty(t, order.committed_total, 1),
-             target=_in_order_unit(t, order, order.target_quantity))
+    text = order_texts.receipt(Text(member.language), order, msgid, quantity, unit)
     _send(session, member, text, "receipt", f"order:{order.id}:{event}:{event_key}")
     return totals(session, order)
 
@@ -279,12 +276,7 @@ def cancel(session: so.Session, order_id: int, leader: Contact, *, now: dt.datet
         raise OrderError("not_open", f"order {order.id} is {order.status}")
     order.status = "cancelled"
     order.closed_at = order.closed_at or now
-    _notify_committed(session, order, "cancelled", lambda t, item: t(
-        "Order %(id)s for %(crop)s is cancelled by the group leader. "
-        "Your %(qty)s %(unit)s is no longer part of a group order.",
-        id=order.id, crop=_crop(order, t.lang), qty=_qty(t, item.quantity),
-        unit=item.unit.label(t.lang),
-    ))
+    _notify_committed(session, order, "cancelled", order_texts.cancelled)
     return order
 
 
@@ -326,7 +318,7 @@ def fulfil(
     order.final_price, order.status, order.fulfilled_at = price, "fulfilled", now
     for item in rows:
         item.delivered_quantity = delivered.get(item.contact_id, Decimal(0)).quantize(_QTY)
-    _notify_committed(session, order, "fulfilled", lambda t, item: _fulfilment(t, order, item))
+    _notify_committed(session, order, "fulfilled", order_texts.fulfilment)
     return order
 
 
@@ -400,21 +392,17 @@ def _positive(value: Decimal, code: str, step: Decimal) -> Decimal:
 
 def _close_locked(session: so.Session, order: GroupOrder, now: dt.datetime) -> None:
     order.status, order.closed_at = "closed", now
-    _notify_committed(session, order, "closed", lambda t, item: t(
-        "Order %(id)s closed: group total %(total)s of %(crop)s. "
-        "Your part: %(qty)s %(unit)s. Your leader will arrange delivery.",
-        id=order.id, total=_in_order_unit(t, order, order.committed_total),
-        crop=_crop(order, t.lang), qty=_qty(t, item.quantity), unit=item.unit.label(t.lang),
-    ))
+    _notify_committed(session, order, "closed", order_texts.closed)
 
 
 def _notify_committed(
-    session: so.Session, order: GroupOrder, event: str, compose: Callable[[Text, Commitment], str]
+    session: so.Session, order: GroupOrder, event: str,
+    compose: Callable[[Text, GroupOrder, Commitment], str],
 ) -> None:
     """Send each committed member the message ``compose`` writes in their language."""
     session.flush()
     for item in commitments(session, order):
-        text = compose(Text(item.contact.language), item)
+        text = compose(Text(item.contact.language), order, item)
         _send(session, item.contact, text, "order", f"order:{order.id}:{event}:{item.contact_id}")
 
 
@@ -424,60 +412,3 @@ def _send(session: so.Session, contact: Contact, text: str, purpose: str, key: s
         return
     enqueue(session, to=contact.phone, text=text, purpose=purpose, key=key,
             lang=contact.language, contact_id=contact.id)
-
-
-def _qty(t: Text, value: Decimal, most: int = 3) -> str:
-    """A quantity with only the decimals it needs, at most ``most``: 200, 2.5, 0.125."""
-    value = value.quantize(Decimal(1).scaleb(-most), decimal.ROUND_HALF_UP)
-    exponent = value.normalize().as_tuple().exponent
-    return t.number(value, max(0, -exponent) if isinstance(exponent, int) else 0)
-
-
-def _in_order_unit(t: Text, order: GroupOrder, value: Decimal) -> str:
-    """``16.1 90kg bag``: a group figure, one decimal at most (not 16.111), with its unit."""
-    return f"{_qty(t, value, 1)} {order.unit.label(t.lang)}"
-
-
-def _crop(order: GroupOrder, lang: str) -> str:
-    name = order.commodity.name(lang)
-    return f"{name} {order.grade.code}" if order.grade else name
-
-
-def _announcement(order: GroupOrder, t: Text) -> str:
-    zone = ZoneInfo(order.group.market.timezone if order.group.market else "UTC")
-    values = {
-        "id": order.id, "crop": _crop(order, t.lang), "target": _qty(t, order.target_quantity),
-        "unit": order.unit.label(t.lang), "date": t.date(order.deadline.astimezone(zone).date()),
-    }
-    if order.kind == "sell":
-        head = t("New group order %(id)s: we sell %(target)s %(unit)s of %(crop)s.", **values)
-        tail = t("Commit your quantity by %(date)s", **values)
-    else:
-        head = t("New group order %(id)s: we buy %(target)s %(unit)s of %(crop)s.", **values)
-        tail = t("Order your quantity by %(date)s", **values)
-    if order.price_tiers:
-        best = order.price_tiers[-1]
-        price = t("Price %(price)s each from %(qty)s.", qty=_qty(t, best.min_quantity),
-                  price=t.money(best.unit_price, order.currency))
-    elif order.price is not None:
-        price = t("Price %(price)s each.", price=t.money(order.price, order.currency))
-    else:
-        price = ""
-    return " ".join(part for part in (head, price, tail) if part)
-
-
-def _fulfilment(t: Text, order: GroupOrder, item: Commitment) -> str:
-    quantity, price = item.delivered_quantity or Decimal(0), order.final_price or Decimal(0)
-    if quantity == 0:
-        return t("Order %(id)s for %(crop)s is complete. No delivery was recorded for you.",
-                 id=order.id, crop=_crop(order, t.lang))
-    values = {
-        "id": order.id, "qty": _qty(t, quantity), "unit": order.unit.label(t.lang),
-        "crop": _crop(order, t.lang), "price": t.money(price, order.currency),
-        "total": t.money((quantity * price).quantize(_CENTS), order.currency),
-    }
-    if order.kind == "sell":
-        return t("Order %(id)s done: you delivered %(qty)s %(unit)s of %(crop)s at %(price)s each. "
-                 "Total: %(total)s.", **values)
-    return t("Order %(id)s done: you received %(qty)s %(unit)s of %(crop)s at %(price)s each. "
-             "Total: %(total)s.", **values)

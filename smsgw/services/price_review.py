@@ -101,12 +101,23 @@ def _get(session: so.Session, observation_id: int) -> PriceObservation:
 
 
 def _decide(
-    observation: PriceObservation, status: str, reason: str, user: OperatorUser | None
-) -> None:
+    session: so.Session,
+    observation: PriceObservation,
+    decision: tuple[str, str, str],
+    before: dict[str, Any],
+    user: OperatorUser | None,
+    actor: str,
+) -> PriceObservation:
+    """Record an operator's (audit action, status, reason) on a price, audit it, tell its reporter."""
+    action, status, reason = decision
     observation.status = status
     observation.status_reason = reason
     observation.reviewed_at = utcnow()
     observation.reviewed_by_id = user.id if user else None
+    _audit(session, observation, action, before, user, actor)
+    notify_reporter(session, observation)
+    session.flush()
+    return observation
 
 
 def list_pending(
@@ -162,11 +173,7 @@ def approve(
     if observation.status == "approved":
         raise ReviewError(f"price {observation_id} is already approved")
     before = _snapshot(observation)
-    _decide(observation, "approved", "", user)
-    _audit(session, observation, "price.approve", before, user, actor)
-    notify_reporter(session, observation)
-    session.flush()
-    return observation
+    return _decide(session, observation, ("price.approve", "approved", ""), before, user, actor)
 
 
 def reject(
@@ -183,11 +190,7 @@ def reject(
     if observation.status == "rejected":
         raise ReviewError(f"price {observation_id} is already rejected")
     before = _snapshot(observation)
-    _decide(observation, "rejected", reason.strip(), user)
-    _audit(session, observation, "price.reject", before, user, actor)
-    notify_reporter(session, observation)
-    session.flush()
-    return observation
+    return _decide(session, observation, ("price.reject", "rejected", reason.strip()), before, user, actor)
 
 
 def correct(
@@ -204,11 +207,7 @@ def correct(
         raise ReviewError(f"a corrected price must be above 0 and below {MAX_AMOUNT:,.0f}")
     before = _snapshot(observation)
     observation.amount, observation.price_per_base = stored
-    _decide(observation, "approved", "", user)
-    _audit(session, observation, "price.correct", before, user, actor)
-    notify_reporter(session, observation)
-    session.flush()
-    return observation
+    return _decide(session, observation, ("price.correct", "approved", ""), before, user, actor)
 
 
 def approve_all(

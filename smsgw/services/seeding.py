@@ -17,28 +17,25 @@ from smsgw.db import utcnow
 from smsgw.models import (
     Buyer,
     BuyOffer,
-    Commitment,
     Commodity,
     CommodityAlias,
     Contact,
     Grade,
     GradeLimit,
-    GroupOrder,
     Market,
     MarketAlias,
     Membership,
     PriceObservation,
     PriceReporter,
     ProducerGroup,
-    SaleReport,
     Subscription,
     Unit,
     UnitAlias,
 )
 from smsgw.phones import normalize_phone
+from smsgw.services.demo_season import DEMO_SOURCE, Catalog, load_season
 
 COUNTRY_FILES = ("kenya", "senegal")
-DEMO_SOURCE = "demo"
 
 
 def _upsert(session: so.Session, model: type, key: dict[str, Any], values: dict[str, Any]) -> Any:
@@ -103,7 +100,11 @@ class Seeder:
                 added += self._prices(
                     self.content / "prices" / f"{name}.csv", countries[name]["currency"]
                 )
-        return {"prices_added": added, "sales_added": self._season()}
+        sales = load_season(
+            self.session, self.content, self.today, Catalog(self.units, self.commodities, self.buyers),
+            self.progress,
+        )
+        return {"prices_added": added, "sales_added": sales}
 
     def _units(self, data: dict[str, Any]) -> None:
         for item in data["unit"]:
@@ -353,122 +354,6 @@ class Seeder:
                 )
         self.session.execute(sa.insert(PriceObservation), rows)
         return len(rows)
-
-    def _season(self) -> int:
-        """A simulated season of sale reports and group orders, loaded once (all or nothing)."""
-        sales_file, orders_file = self.content / "sales.csv", self.content / "group_orders.toml"
-        demo_sale = (
-            sa.select(SaleReport.id).where(SaleReport.source_ref.like(f"{DEMO_SOURCE}:%")).limit(1)
-        )
-        if not sales_file.exists() or self.session.scalar(demo_sale):
-            return 0
-        self.progress("sale reports and group orders")
-        orders = (
-            self._orders(tomllib.loads(orders_file.read_text("utf-8")))
-            if orders_file.exists()
-            else {}
-        )
-        with sales_file.open(newline="", encoding="utf-8") as handle:
-            lines = list(csv.DictReader(handle))
-        phones = {normalize_phone(row["phone"]) for row in lines}
-        contacts = {
-            c.phone: c
-            for c in self.session.scalars(sa.select(Contact).where(Contact.phone.in_(phones)))
-        }
-        rows = []
-        for number, row in enumerate(lines, start=2):
-            contact = contacts[normalize_phone(row["phone"])]
-            market = self.session.get(Market, contact.home_market_id)
-            unit, price = self.units[row["unit"]], decimal.Decimal(row["price"])
-            order = orders.get(row.get("group_order_ref") or "")
-            rows.append(
-                {
-                    "contact_id": contact.id,
-                    "commodity_id": self.commodities[row["commodity"]].id,
-                    "market_id": market.id,
-                    "quantity": decimal.Decimal(row["quantity"]),
-                    "unit_id": unit.id,
-                    "price": price,
-                    "currency": market.currency,
-                    "price_per_base": (price / unit.factor).quantize(decimal.Decimal("0.000001")),
-                    "buyer_type": row["buyer_type"],
-                    "sold_on": self.today - dt.timedelta(days=int(row["days_ago"])),
-                    "group_order_id": order.id if order else None,
-                    "channel": "seed",
-                    "source_ref": f"{DEMO_SOURCE}:{number}",
-                    "created_at": utcnow(),
-                }
-            )
-        if rows:
-            self.session.execute(sa.insert(SaleReport), rows)
-        return len(rows)
-
-    def _orders(self, data: dict[str, Any]) -> dict[str, GroupOrder]:
-        """Past group sell orders with their commitments, keyed by their ``ref`` in the file."""
-
-        def at(days_ago: int, hour: int) -> dt.datetime:
-            return dt.datetime.combine(
-                self.today - dt.timedelta(days=days_ago), dt.time(hour), tzinfo=dt.UTC
-            )
-
-        orders = {}
-        for item in data.get("order", []):
-            group = self.session.scalar(
-                sa.select(ProducerGroup).where(ProducerGroup.code == item["group"])
-            )
-            leader = self.session.scalar(
-                sa.select(Membership.contact_id).where(
-                    Membership.group_id == group.id, Membership.role == "leader"
-                )
-            )
-            market = self.session.get(Market, group.market_id)
-            unit = self.units[item["unit"]]
-            fulfilled = item["status"] == "fulfilled"
-            commitments = [
-                (normalize_phone(c["phone"]), decimal.Decimal(c["quantity"]), c.get("delivered"))
-                for c in item["commitments"]
-            ]
-            order = GroupOrder(
-                group_id=group.id,
-                opened_by_id=leader,
-                kind="sell",
-                commodity_id=self.commodities[item["commodity"]].id,
-                buyer_id=self.buyers[item["buyer"]].id if item.get("buyer") else None,
-                target_quantity=decimal.Decimal(item["target"]),
-                unit_id=unit.id,
-                price=decimal.Decimal(item["price"]),
-                currency=market.currency,
-                deadline=at(item["deadline_days_ago"], 18),
-                status=item["status"],
-                committed_total=sum((q for _, q, _ in commitments), decimal.Decimal(0)),
-                final_price=decimal.Decimal(item["final_price"]) if fulfilled else None,
-                created_at=at(item["opened_days_ago"], 8),
-                closed_at=at(item["deadline_days_ago"], 18),
-                fulfilled_at=at(item["fulfilled_days_ago"], 12) if fulfilled else None,
-            )
-            self.session.add(order)
-            self.session.flush()
-            for phone, quantity, delivered in commitments:
-                contact_id = self.session.scalar(
-                    sa.select(Contact.id).where(Contact.phone == phone)
-                )
-                self.session.add(
-                    Commitment(
-                        order_id=order.id,
-                        contact_id=contact_id,
-                        quantity=quantity,
-                        unit_id=unit.id,
-                        order_quantity=quantity,
-                        delivered_quantity=decimal.Decimal(delivered)
-                        if delivered is not None
-                        else None,
-                        created_at=order.created_at,
-                        updated_at=order.created_at,
-                    )
-                )
-            orders[item["ref"]] = order
-        self.session.flush()
-        return orders
 
 
 def _dec(value: Any) -> decimal.Decimal | None:

@@ -9,7 +9,7 @@ from smsgw.conversations.ussd.engine import MAX_SCREEN, Ctx, End, Go, Move, Scre
 from smsgw.conversations.ussd.layout import nav
 from smsgw.conversations.ussd.widgets import ListScreen, invalid
 from smsgw.messaging import outbox
-from smsgw.models import Commodity, Market
+from smsgw.models import Commodity, Market, UssdSession
 from smsgw.services import catalog, contacts, prices, subscriptions
 
 
@@ -87,6 +87,9 @@ class PriceResult(Screen):
             options = ["1 " + ctx.t("Get this by SMS daily"), *nav(ctx)]
             budget = MAX_SCREEN - len("\n".join(options)) - 1
             body = texts.price_line(ctx.t, quote, prices.best_nearby(ctx.db, quote), budget)
+            viewed = ctx.state.setdefault(UssdSession.PRICES_VIEWED, [])
+            if commodity.code not in viewed:
+                viewed.append(commodity.code)
         return "\n".join([body, "1 " + ctx.t("Get this by SMS daily"), *nav(ctx)])
 
     def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:

@@ -34,26 +34,16 @@ def _choices(session: so.Session) -> tuple[str, str, list[tuple[str, str]]]:
     return freq, code, commodities
 
 
-def _inputs(session: so.Session, code: str) -> Any:
+def build_report(session: so.Session, freq: str, code: str) -> dict[str, Any]:
+    """The bargaining report from the database, as ``smsgw report bargaining`` computes it."""
     from smsgw.analytics import data
-    from smsgw.analytics.report import Inputs
+    from smsgw.analytics.config import AnalyticsConfig
+    from smsgw.analytics.report import bargaining, load_inputs
 
     conn = session.connection()
     ids = [int(v) for v in data.find_commodities(conn, code)["id"]] if code else None
-    return Inputs(
-        sales=data.load_sales(conn, commodity_ids=ids), prices=data.load_prices(conn, commodity_ids=ids),
-        markets=data.load_markets(conn), people=data.load_people(conn),
-        orders=data.load_orders(conn, commodity_ids=ids), members=data.load_members(conn),
-        events=data.load_engagement(conn), retail=data.load_prices(conn, kind="retail", commodity_ids=ids),
-    )
-
-
-def build_report(session: so.Session, freq: str, code: str) -> dict[str, Any]:
-    """The bargaining report from the database, as ``smsgw report bargaining`` computes it."""
-    from smsgw.analytics.config import AnalyticsConfig
-    from smsgw.analytics.report import bargaining
-
-    return bargaining(_inputs(session, code), AnalyticsConfig(freq=freq), pd.Timestamp(local_today()))
+    cfg = AnalyticsConfig(freq=freq)
+    return bargaining(load_inputs(conn, cfg, commodity_ids=ids), cfg, pd.Timestamp(local_today()))
 
 
 @bp.get("/analytics")

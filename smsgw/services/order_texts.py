@@ -1,0 +1,94 @@
+"""The SMS a group order sends its members, composed in each member's language."""
+from __future__ import annotations
+
+import decimal
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from smsgw.i18n import Text
+from smsgw.models import Commitment, GroupOrder, Unit
+
+CENTS = Decimal("0.01")
+
+
+def quantity(t: Text, value: Decimal, most: int = 3) -> str:
+    """A quantity with only the decimals it needs, at most ``most``: 200, 2.5, 0.125."""
+    value = value.quantize(Decimal(1).scaleb(-most), decimal.ROUND_HALF_UP)
+    exponent = value.normalize().as_tuple().exponent
+    return t.number(value, max(0, -exponent) if isinstance(exponent, int) else 0)
+
+
+def in_order_unit(t: Text, order: GroupOrder, value: Decimal) -> str:
+    """``16.1 90kg bag``: a group figure, one decimal at most (not 16.111), with its unit."""
+    return f"{quantity(t, value, 1)} {order.unit.label(t.lang)}"
+
+
+def crop(order: GroupOrder, lang: str) -> str:
+    """The order's crop, with its grade when it has one (``Maize G1``)."""
+    name = order.commodity.name(lang)
+    return f"{name} {order.grade.code}" if order.grade else name
+
+
+def announcement(t: Text, order: GroupOrder) -> str:
+    """A new order, for the group's other members: what, how much, price, until when."""
+    zone = ZoneInfo(order.group.market.timezone if order.group.market else "UTC")
+    values = {
+        "id": order.id, "crop": crop(order, t.lang), "target": quantity(t, order.target_quantity),
+        "unit": order.unit.label(t.lang), "date": t.date(order.deadline.astimezone(zone).date()),
+    }
+    if order.kind == "sell":
+        head = t("New group order %(id)s: we sell %(target)s %(unit)s of %(crop)s.", **values)
+        tail = t("Commit your quantity by %(date)s", **values)
+    else:
+        head = t("New group order %(id)s: we buy %(target)s %(unit)s of %(crop)s.", **values)
+        tail = t("Order your quantity by %(date)s", **values)
+    if order.price_tiers:
+        best = order.price_tiers[-1]
+        price = t("Price %(price)s each from %(qty)s.", qty=quantity(t, best.min_quantity),
+                  price=t.money(best.unit_price, order.currency))
+    elif order.price is not None:
+        price = t("Price %(price)s each.", price=t.money(order.price, order.currency))
+    else:
+        price = ""
+    return " ".join(part for part in (head, price, tail) if part)
+
+
+def receipt(t: Text, order: GroupOrder, msgid: str, amount: Decimal, unit: Unit) -> str:
+    """A member's receipt for a commitment or withdrawal (``msgid``), with the group total."""
+    return t(msgid, id=order.id, qty=quantity(t, amount), unit=unit.label(t.lang),
+             crop=crop(order, t.lang), total=quantity(t, order.committed_total, 1),
+             target=in_order_unit(t, order, order.target_quantity))
+
+
+def closed(t: Text, order: GroupOrder, item: Commitment) -> str:
+    """The order is closed: the group total and the member's part."""
+    return t("Order %(id)s closed: group total %(total)s of %(crop)s. "
+             "Your part: %(qty)s %(unit)s. Your leader will arrange delivery.",
+             id=order.id, total=in_order_unit(t, order, order.committed_total),
+             crop=crop(order, t.lang), qty=quantity(t, item.quantity), unit=item.unit.label(t.lang))
+
+
+def cancelled(t: Text, order: GroupOrder, item: Commitment) -> str:
+    """The leader cancelled the order: the member's quantity is free again."""
+    return t("Order %(id)s for %(crop)s is cancelled by the group leader. "
+             "Your %(qty)s %(unit)s is no longer part of a group order.",
+             id=order.id, crop=crop(order, t.lang), qty=quantity(t, item.quantity),
+             unit=item.unit.label(t.lang))
+
+
+def fulfilment(t: Text, order: GroupOrder, item: Commitment) -> str:
+    """The order is settled: what the member delivered or received, at what price."""
+    amount, price = item.delivered_quantity or Decimal(0), order.final_price or Decimal(0)
+    if amount == 0:
+        return t("Order %(id)s for %(crop)s is complete. No delivery was recorded for you.",
+                 id=order.id, crop=crop(order, t.lang))
+    values = {
+        "id": order.id, "qty": quantity(t, amount), "unit": order.unit.label(t.lang),
+        "crop": crop(order, t.lang), "price": t.money(price, order.currency),
+        "total": t.money((amount * price).quantize(CENTS), order.currency),
+    }
+    if order.kind == "sell":
+        return t("Order %(id)s done: you delivered %(qty)s %(unit)s of %(crop)s at %(price)s each. "
+                 "Total: %(total)s.", **values)
+    return t("Order %(id)s done: you received %(qty)s %(unit)s of %(crop)s at %(price)s each. "
+             "Total: %(total)s.", **values)
