@@ -11,7 +11,7 @@ from smsgw.analytics import engagement, enrolment, groups, indicators
 from smsgw.analytics.config import AnalyticsConfig, empty_transport
 from smsgw.analytics.dispersion import choose_series, dispersion_report, spread
 from smsgw.analytics.reference import attach_reference
-from smsgw.analytics.stats import decide, mann_kendall, trend, weighted_mean_interval
+from smsgw.analytics.stats import decide, mann_kendall, trend, weighted_mean_interval, wilson
 
 D = pd.Timestamp
 CFG = AnalyticsConfig(bootstrap_reps=199)
@@ -203,6 +203,15 @@ def _events() -> dict[str, pd.DataFrame]:
     return {"inbound": inbound, "outbound": outbound, "ussd": ussd,
             "subscriptions": pd.DataFrame({"farmer": [2], "commodity": ["maize"]}),
             "aliases": pd.DataFrame({"alias": ["maize", "mahindi"], "commodity": ["maize", "maize"]})}
+
+
+def test_a_share_without_variation_still_has_an_interval() -> None:
+    events = _events()
+    frame = _frame([0.7, 0.7, 0.7, 0.7], [1.0] * 4).assign(day=D("2024-06-30"))  # nobody asked lately
+    informed, _ = engagement.informed_sales(frame, events, CFG, np.random.default_rng(1))
+    farmers = frame["farmer"].nunique()
+    assert informed.value == 0.0 and informed.method.startswith("Wilson")
+    assert informed.ci == pytest.approx(wilson(0, farmers, CFG.level)) and informed.ci[1] > 0.3
 
 
 def test_engagement_indicators() -> None:

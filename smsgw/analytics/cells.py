@@ -14,7 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from smsgw.analytics.config import AnalyticsConfig
-from smsgw.analytics.stats import bootstrap_weights
+from smsgw.analytics.stats import bootstrap_weights, wilson
 from smsgw.models.sales import BUYER_TYPES
 
 CR1 = "cluster-robust (CR1) normal interval, farmers as clusters"
@@ -151,6 +151,13 @@ def hhi_levels(frame: pd.DataFrame, cfg: AnalyticsConfig) -> pd.DataFrame:
 def mean_interval(y: pd.Series, w: pd.Series, farmer: pd.Series, cfg: AnalyticsConfig,
                   rng: np.random.Generator) -> tuple[float, float | None, float | None, str, int]:
     """One weighted mean with its farmer-clustered interval: (mean, lo, hi, method, clusters)."""
+    values = y.to_numpy(dtype="float64")
+    if len(values) and values[0] in (0.0, 1.0) and (values == values[0]).all():
+        # A share that is 0 (or 1) for every sale: any resampling gives a zero-width
+        # interval, which would claim certainty. Count each farmer once instead.
+        g = int(farmer.nunique())
+        lo, hi = wilson(int(values[0]) * g, g, cfg.level)
+        return float(values[0]), lo, hi, "Wilson score interval, one observation per farmer", g
     row = weighted_means(pd.Series("all", index=y.index), y, w, farmer, cfg, rng).iloc[0]
     lo, hi = (None, None) if pd.isna(row["lo"]) else (float(row["lo"]), float(row["hi"]))
     return float(row["value"]), lo, hi, str(row["method"]), int(row["clusters"])
