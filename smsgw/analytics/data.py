@@ -33,8 +33,14 @@ from smsgw.models.catalog import Grade
 _F = sa.Float
 
 
+# Rows come through a server-side cursor where the driver has one (PostgreSQL), a chunk at a
+# time: a million sale reports never sit in memory as Python rows all at once, only as frames.
+CHUNK_ROWS = 100_000
+
+
 def _read(conn: sa.Connection, query: sa.Select) -> pd.DataFrame:
-    return pd.read_sql(query, conn)
+    chunks = pd.read_sql(query.execution_options(stream_results=True), conn, chunksize=CHUNK_ROWS)
+    return pd.concat(chunks, ignore_index=True)
 
 
 def _days(column: pd.Series) -> pd.Series:

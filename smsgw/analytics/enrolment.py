@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from smsgw.analytics.config import AnalyticsConfig
 from smsgw.analytics.stats import bootstrap_weights
+
+REPLICATE_BLOCK = 100  # bootstrap replicates drawn and summed together
 
 
 @dataclass
@@ -60,15 +64,20 @@ def _stack(frame: pd.DataFrame, cfg: AnalyticsConfig) -> pd.DataFrame:
     panel["cohort"] = panel["farmer"].map(cohort)
     panel["cluster"] = panel["farmer"].map(_cluster_key(farmers.reset_index()).set_axis(farmers.index))
     cohorts = np.unique(cohort.dropna().to_numpy())
-    # Each farmer-month belongs to the windows of cohorts g = t - e for e in the event range.
-    events = np.arange(-cfg.event_before, cfg.event_after + 1)
-    stack = panel.loc[panel.index.repeat(len(events))].reset_index(drop=True)
-    stack["e"] = np.tile(events, len(panel))
-    stack["g"] = (stack["t"] - stack["e"]).astype("float64")
-    stack = stack[np.isin(stack["g"].to_numpy(), cohorts)]
-    treated = stack["cohort"] == stack["g"]
-    control = stack["cohort"].isna() | (stack["cohort"] > np.maximum(stack["t"], stack["g"]))
-    stack = stack[treated | control].assign(treated=treated[treated | control])
+    # Each farmer-month belongs to the windows of cohorts g = t - e for e in the event range,
+    # as the cohort's enrolled farmer or as a farmer not enrolled by then. One event time at
+    # a time, keeping only those rows: the full repeat would hold every farmer-month once per
+    # event time (several GB for a million sales).
+    t_values, farmer_cohort = panel["t"].to_numpy(), panel["cohort"].to_numpy()
+    parts = []
+    for e in range(-cfg.event_before, cfg.event_after + 1):
+        g = (t_values - e).astype("float64")
+        treated = farmer_cohort == g
+        control = np.isnan(farmer_cohort) | (farmer_cohort > np.maximum(t_values, g))
+        keep = np.isin(g, cohorts) & (treated | control)
+        parts.append(panel[keep].assign(e=e, g=g[keep], treated=treated[keep]))
+    # Farmer-month order, then event time: the order the sums below have always been taken in.
+    stack = pd.concat(parts).rename_axis("row").sort_values(["row", "e"], kind="stable").reset_index(drop=True)
     pre = stack[stack["e"] < 0].assign(wy=lambda f: f["y"] * f["w"]).groupby(["g", "farmer"])[["wy", "w"]].sum()
     base = (pre["wy"] / pre["w"]).rename("base")
     stack = stack.join(base, on=["g", "farmer"], how="inner")
@@ -79,19 +88,28 @@ def _stack(frame: pd.DataFrame, cfg: AnalyticsConfig) -> pd.DataFrame:
     return stack.merge(both, on=["g", "e"])
 
 
-def _cell_arrays(stack: pd.DataFrame, clusters: pd.Index) -> dict[str, np.ndarray]:
-    """Per (cell, cluster): sums of w*d and w for treated and controls."""
+def _cell_arrays(stack: pd.DataFrame, clusters: pd.Index, dense: bool) -> dict[str, Any]:
+    """Per (cell, cluster): sums of w*d and w for treated and controls.
+
+    With many clusters (each farmer is one when there are no groups or villages) most
+    cells hold few of them: the grids are then sparse, or they would take gigabytes.
+    """
     cells = stack[["g", "e"]].drop_duplicates().sort_values(["g", "e"]).reset_index(drop=True)
     cell_id = cells.reset_index().set_index(["g", "e"])["index"]
     rows = cell_id.reindex(pd.MultiIndex.from_frame(stack[["g", "e"]])).to_numpy()
     cols = clusters.get_indexer(stack["cluster"])
-    out = {"e": cells["e"].to_numpy()}
+    shape = (len(cells), len(clusters))
+    out: dict[str, Any] = {"e": cells["e"].to_numpy()}
     for role, mask in (("t", stack["treated"].to_numpy()), ("c", ~stack["treated"].to_numpy())):
         for name, values in (("s", (stack["w"] * stack["d"]).to_numpy()), ("w", stack["w"].to_numpy(dtype="float64"))):
-            grid = np.zeros((len(cells), len(clusters)))
-            np.add.at(grid, (rows[mask], cols[mask]), values[mask])
-            out[role + name] = grid
+            grid = sparse.coo_array((values[mask], (rows[mask], cols[mask])), shape=shape).tocsr()
+            out[role + name] = grid.toarray() if dense else grid
     return out
+
+
+def _row_sums(grid: Any) -> np.ndarray:
+    """Sums over clusters, one per cell (dense or sparse grid)."""
+    return np.asarray(grid.sum(axis=1)).ravel()
 
 
 def _estimates(ts: np.ndarray, tw: np.ndarray, cs: np.ndarray, cw: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -122,15 +140,17 @@ def estimate(frame: pd.DataFrame, cfg: AnalyticsConfig, rng: np.random.Generator
               "post_sales": int(post["w"].sum()), "cohorts": int(post["g"].nunique())}
     if post.empty:
         return EnrolmentEffect(None, None, "insufficient data", reason="no cohort has both enrolled and not-yet-enrolled farmers before and after", **counts)
-    arrays = _cell_arrays(stack, clusters)
+    treated_sales = stack[stack["treated"]].groupby("e")["w"].sum()
+    arrays = _cell_arrays(stack, clusters, dense=len(clusters) < cfg.few_clusters)
+    del stack, post  # the bootstrap below needs only the cell sums
     e = arrays["e"]
-    point = _estimates(arrays["ts"].sum(1), arrays["tw"].sum(1), arrays["cs"].sum(1), arrays["cw"].sum(1), e)
+    point = _estimates(*(_row_sums(arrays[k]) for k in ("ts", "tw", "cs", "cw")), e)
     draws, method = _bootstrap(arrays, point, cfg, rng)
     tail = (1 - cfg.level) / 2
     lo, hi = _quantiles(draws, tail)
     events = np.unique(e)
     study = pd.DataFrame({"event": events, "effect": point[1:], "lo": lo[1:], "hi": hi[1:],
-                          "treated_sales": [int(stack.loc[stack["treated"] & (stack["e"] == k), "w"].sum()) for k in events]})
+                          "treated_sales": [int(treated_sales.get(k, 0)) for k in events]})
     effect, ci = point[0], (lo[0], hi[0])
     state, reason = _state(effect, ci, counts, cfg)
     return EnrolmentEffect(math.expm1(effect) * 100, (math.expm1(ci[0]) * 100, math.expm1(ci[1]) * 100), state,
@@ -142,18 +162,24 @@ def _bootstrap(arrays: dict[str, np.ndarray], point: np.ndarray, cfg: AnalyticsC
     """Replicates of (overall, per-event) effects: clusters resampled, or wild when few."""
     g = arrays["ts"].shape[1]
     if g >= cfg.few_clusters:
-        m = rng.multinomial(g, np.full(g, 1.0 / g), size=cfg.bootstrap_reps).astype("float64")
-        sums = [m @ arrays[k].T for k in ("ts", "tw", "cs", "cw")]
-        return _estimates(*sums, arrays["e"]), "cluster bootstrap (clusters resampled)"
+        # Each replicate's multiplicity per cluster, a block of replicates at a time: a
+        # reps x clusters matrix at once is large when every farmer is a cluster.
+        draws = []
+        for start in range(0, cfg.bootstrap_reps, REPLICATE_BLOCK):
+            size = min(REPLICATE_BLOCK, cfg.bootstrap_reps - start)
+            m = rng.multinomial(g, np.full(g, 1.0 / g), size=size).astype("float64")
+            sums = [np.asarray(arrays[k] @ m.T).T for k in ("ts", "tw", "cs", "cw")]
+            draws.append(_estimates(*sums, arrays["e"]))
+        return np.concatenate(draws), "cluster bootstrap (clusters resampled)"
     if g < 2:
         return np.full((1, len(point)), np.nan), "no interval (one cluster)"
     # Wild: every estimate is linear in the farmers' differences given the weights, so a
     # replicate adds, per cluster, v_c times the cluster's weighted residual score. Treated
     # residuals are taken around (control mean + common effect), not the cohort's own mean:
     # a cohort is often one village, whose own mean would zero out its shared shocks.
-    tw, cw = arrays["tw"].sum(1), arrays["cw"].sum(1)
+    tw, cw = _row_sums(arrays["tw"]), _row_sums(arrays["cw"])
     with np.errstate(invalid="ignore", divide="ignore"):
-        t_mean, c_mean = arrays["ts"].sum(1) / tw, arrays["cs"].sum(1) / cw
+        t_mean, c_mean = _row_sums(arrays["ts"]) / tw, _row_sums(arrays["cs"]) / cw
     valid = np.isfinite(t_mean - c_mean)
     c_fit = np.nan_to_num(c_mean)[:, None]
     c_res = np.where(valid[:, None], arrays["cs"] - arrays["cw"] * c_fit, 0.0)
