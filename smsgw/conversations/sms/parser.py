@@ -5,20 +5,14 @@ words), so any input, however long or strange, costs the same small amount.
 """
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
-
-import sqlalchemy as sa
-import sqlalchemy.orm as so
 
 from smsgw.conversations.sms.keywords import (
     CURRENCY_WORDS,
     FILLER_WORDS,
-    GENERIC_BAG_WORDS,
     KEYWORDS,
     NUMBER,
     ORDER_WORDS,
@@ -26,7 +20,6 @@ from smsgw.conversations.sms.keywords import (
     POLITE_WORDS,
     Keyword,
     Match,
-    PhraseTable,
     find_keyword,
     find_language,
     has_strong_stop,
@@ -34,7 +27,7 @@ from smsgw.conversations.sms.keywords import (
     parse_number,
     stop_keyword,
 )
-from smsgw.models import Commodity, CommodityAlias, Market, MarketAlias, Unit, UnitAlias
+from smsgw.conversations.sms.vocabulary import BAG, Vocabulary, load_vocabulary
 
 __all__ = ["Parsed", "Vocabulary", "load_vocabulary", "normalize_text", "parse", "parse_number"]
 
@@ -47,7 +40,6 @@ MAX_PRICE = Decimal(100_000_000)
 MIN_QUANTITY = Decimal("0.001")
 MIN_PRICE = Decimal("0.01")
 MAX_ORDER = 2**31 - 1
-BAG = -1  # stands for a bag without a size ("bags", "sac") until the commodity is known
 
 # ASCII digits only: int() and Decimal() refuse some characters str.isdigit() accepts (፩).
 _CURRENCY_PREFIX = re.compile(r"(?:kshs|ksh|kes|shs|sh|fcfa|cfa|xof|frs)(?=[0-9])")
@@ -71,70 +63,6 @@ class Parsed:
     lang_code: str | None = None
     args: tuple[str, ...] = ()
     error: str | None = None
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """Catalog words the parser resolves: lowercase alias or name -> id."""
-
-    commodities: Mapping[str, int]
-    markets: Mapping[str, int]
-    units: Mapping[str, int]
-    # Commodity id -> its own bag unit, so "10 bags maize" means 90 kg bags.
-    default_bags: Mapping[int, int] = field(default_factory=dict)
-    _tables: tuple[PhraseTable[int], ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        known = {normalize_text(word) for word in self.units}
-        bags = [(word, BAG) for word in GENERIC_BAG_WORDS if word not in known]
-        tables = (
-            PhraseTable(self.commodities.items()),
-            PhraseTable(self.markets.items()),
-            PhraseTable([*self.units.items(), *bags]),
-        )
-        object.__setattr__(self, "_tables", tables)
-
-
-def load_vocabulary(session: so.Session) -> Vocabulary:
-    """Every alias and name of the catalog's commodities, markets and units (read only)."""
-    def pairs(*columns: Any) -> list[tuple[str, int]]:
-        return [(word, key) for word, key in session.execute(sa.select(*columns))]
-
-    commodities = pairs(CommodityAlias.alias, CommodityAlias.commodity_id)
-    bags: dict[int, int] = {}
-    rows = session.execute(
-        sa.select(Commodity.id, Commodity.code, Commodity.names, Commodity.short_names,
-                  Unit.id, Unit.code)
-        .join(Unit, Unit.id == Commodity.default_unit_id)
-    )
-    for cid, code, names, shorts, unit_id, unit_code in rows:
-        words = [code, *(names or {}).values(), *(shorts or {}).values()]
-        commodities += [(word, cid) for word in words if isinstance(word, str)]
-        if unit_code.startswith("bag"):  # bag units are coded bag50, bag90, bag100
-            bags[cid] = unit_id
-    markets = pairs(MarketAlias.alias, MarketAlias.market_id)
-    for name_column in (Market.code, Market.name, Market.short_name):
-        markets += pairs(name_column, Market.id)
-    units = pairs(UnitAlias.alias, UnitAlias.unit_id) + pairs(Unit.code, Unit.id)
-    return _vocabulary(*(tuple(sorted(found.items())) for found in (_unique(commodities), _unique(markets), _unique(units), bags)))
-
-
-@functools.lru_cache(maxsize=8)
-def _vocabulary(commodities: tuple, markets: tuple, units: tuple, bags: tuple) -> Vocabulary:
-    """The Vocabulary of exactly these words, its phrase tables built once per set of words.
-
-    The catalog is still read for every message, so an operator's edit counts at once;
-    only the costly tables (a few ms per SMS) are kept while the words stay the same.
-    """
-    return Vocabulary(dict(commodities), dict(markets), dict(units), dict(bags))
-
-
-def _unique(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
-    """Lowercased words naming exactly one id; a word shared by two ids is left out."""
-    ids: dict[str, set[int]] = {}
-    for word, value in pairs:
-        ids.setdefault(word.lower(), set()).add(value)
-    return {word: next(iter(values)) for word, values in ids.items() if len(values) == 1}
 
 
 @dataclass
@@ -172,8 +100,8 @@ def _name_at(tokens: Sequence[str], i: int, vocab: Vocabulary, commodity: bool, 
              near: bool) -> tuple[str, Match[int]] | None:
     """A commodity or market phrase at ``i``: fewest edits, then most words, commodity first."""
     found = []
-    for kind, wanted, table in (("commodity", commodity, vocab._tables[0]),
-                                ("market", market, vocab._tables[1])):
+    for kind, wanted, table in (("commodity", commodity, vocab.tables[0]),
+                                ("market", market, vocab.tables[1])):
         hit = table.find(tokens, i, near) if wanted else None
         if hit is not None:
             found.append((hit.distance, -hit.words, kind == "market", kind, hit))
@@ -191,15 +119,15 @@ def _unit_at(tokens: Sequence[str], i: int, vocab: Vocabulary) -> Match[int] | N
     """A unit at ``i``; a typo of one only when the word is no commodity or market."""
     if i >= len(tokens) or tokens[i] in CURRENCY_WORDS:
         return None
-    hit = vocab._tables[2].exact_at(tokens, i)
+    hit = vocab.tables[2].exact_at(tokens, i)
     if hit is None and _name_at(tokens, i, vocab, True, True, near=False) is None:
-        hit = vocab._tables[2].near_at(tokens, i)
+        hit = vocab.tables[2].near_at(tokens, i)
     return hit
 
 
 def _unit_word(word: str, vocab: Vocabulary) -> int | None:
     """The unit glued to a number ("bags" in "10bags"), exact or within typo reach."""
-    hit = vocab._tables[2].exact_at([word], 0) or vocab._tables[2].near_at([word], 0)
+    hit = vocab.tables[2].exact_at([word], 0) or vocab.tables[2].near_at([word], 0)
     return None if hit is None else hit.value
 
 
@@ -216,7 +144,7 @@ def _read_number(tokens: Sequence[str], i: int, vocab: Vocabulary) -> tuple[_Num
     # group is itself a unit ("5 100kg" is five 100 kg bags)
     while 0 < len(digits) <= 3 and digits.isdigit() and not rest and j < len(tokens):
         group = _GROUP.fullmatch(tokens[j])
-        if group is None or vocab._tables[2].exact_at(tokens, j) is not None:
+        if group is None or vocab.tables[2].exact_at(tokens, j) is not None:
             break
         digits, rest, j = digits + group[1], group[2], j + 1
     number.value = parse_number(digits)
