@@ -120,6 +120,9 @@ def _price(text: str) -> decimal.Decimal:
         raise RowError(f"price {text.strip()!r} is not a number")
     if value <= 0:
         raise RowError(f"price {text.strip()} is not above 0")
+    # Compared before rounding: quantize fails on numbers wider than the decimal context (1e400).
+    if value >= MAX_AMOUNT:
+        raise RowError(f"price {text.strip()} is too large")
     amount = value.quantize(CENT)
     if amount <= 0:
         raise RowError(f"price {text.strip()} rounds to 0")
