@@ -131,11 +131,11 @@ def test_price_table_filters(app, operator) -> None:
 
 def test_csv_upload_goes_through_the_importer(app, operator) -> None:
     today = dt.date.today().isoformat()
-    csv = f"date,market,commodity,unit,price,currency,kind\n{today},nakuru,maize,bag90,4150,KES,wholesale\n{today},nowhere,maize,bag90,1,KES,wholesale\n"
+    csv = f"date,market,commodity,unit,price,currency,kind\n{today},nakuru,maize,bag90,4150,KES,wholesale\n{today},nowhere,maize,bag90,1,KES,wholesale\n{today},eldoret,maize,bag90,1e400,KES,wholesale\n"
     response = post(operator, "/admin/prices/upload", {"file": (io.BytesIO(csv.encode()), "prices.csv"), "format": "generic", "dry_run": "1"}, content_type="multipart/form-data")
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and "Checked only" in page and 'id="summary"' in page
-    assert "Rejected lines" in page
+    assert "Rejected lines" in page and "price 1e400 is too large" in page
 
 
 def test_failed_message_shows_why_and_retry_requeues_it(app, operator) -> None:
