@@ -67,3 +67,37 @@ def test_any_generic_file_is_imported_line_by_line_or_refused_whole(session, tmp
         sa.select(sa.func.count()).select_from(PriceObservation)
         .where(PriceObservation.source == "import:hostile", PriceObservation.price_per_base <= 0)
     ) == 0
+
+
+WFP_HEADER = ["date", "admin1", "admin2", "market", "latitude", "longitude", "category", "commodity", "unit",
+              "priceflag", "pricetype", "currency", "price", "usdprice"]
+coordinate = st.one_of(st.sampled_from(["-0.28", "35.07", "1e400", "NaN", "-inf", "181", ""]), junk)
+wfp_row = st.fixed_dictionaries({
+    "date": st.one_of(st.sampled_from(["2023-08-15", "2023-02-29"]), junk), "admin1": junk, "admin2": junk,
+    "market": st.one_of(st.sampled_from(["Nakuru", "Mombasa", "Garissa town"]), junk),
+    "latitude": coordinate, "longitude": coordinate, "category": junk,
+    "commodity": st.one_of(st.sampled_from(["Maize", "Maize (white, dry)", "Beans (dry)"]), junk),
+    "unit": st.one_of(st.sampled_from(["KG", "90 KG", "Unit", "Bunch"]), junk), "priceflag": junk,
+    "pricetype": st.one_of(st.sampled_from(["Wholesale", "Retail"]), junk),
+    "currency": st.one_of(st.just("KES"), junk), "price": st.one_of(st.sampled_from(CELLS["price"]), junk),
+    "usdprice": junk,
+})
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(wfp_row, min_size=1, max_size=6))
+def test_any_wfp_file_creating_markets_never_fails(session, tmp_path, rows) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=WFP_HEADER)
+    writer.writeheader()
+    writer.writerow({name: f"#{name}" for name in WFP_HEADER})  # the HXL tag row
+    writer.writerows(rows)
+    path = tmp_path / "wfp.csv"
+    path.write_bytes(out.getvalue().encode("utf-8", "surrogatepass"))
+    try:
+        summary = import_prices(session, path, "wfp", source="import:hostile", policy=TRUSTED, create_missing=True)
+    except ImportFileError as error:
+        assert str(error) and "\n" not in str(error)
+        return
+    assert summary.imported + summary.duplicates + summary.rejected_count == summary.rows_read <= len(rows)
+    assert all(reason and "\n" not in reason for _, reason in summary.rejected)
