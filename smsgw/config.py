@@ -66,6 +66,8 @@ def _defaults() -> dict[str, Any]:
         "BULLETIN_QUIET_END": 6,
         "BULLETIN_DAILY_CAP": 3,
         "BULLETIN_BATCH_PAUSE": "0",
+        # Messages a group leader may send the members (MSG ...) per group and local day.
+        "GROUP_MESSAGES_PER_DAY": 3,
         # The anomaly check on incoming prices (smsgw.services.price_checks.Policy): sources
         # whose in-range prices are published without review, the robust z-score and the
         # relative change that hold a price, the band around other markets' median, and how
@@ -92,6 +94,7 @@ _INT_KEYS = {
     "BULLETIN_DAILY_CAP",
     "PRICE_HISTORY_DAYS",
     "PRICE_MIN_HISTORY",
+    "GROUP_MESSAGES_PER_DAY",
 }
 _FLOAT_KEYS = {"PRICE_ANOMALY_Z", "PRICE_ANOMALY_MIN_CHANGE", "PRICE_CROSS_MARKET_BAND"}
 _BOOL_KEYS = {"TESTING"}

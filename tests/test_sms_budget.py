@@ -47,6 +47,7 @@ VALUES = {
     "place": "Nakuru depot",
     "reason": "out of range",
     "time": "06:00",
+    "cap": "3",
 }
 # Messages that carry free text of the catalog are measured where they are composed.
 COMPOSED_ELSEWHERE = {"%(crop)s %(grade)s (%(standard)s): %(text)s Price %(diff)s."}

@@ -14,6 +14,7 @@ from smsgw.models.catalog import (
 from smsgw.models.messaging import (
     BulletinRun,
     DeliveryReport,
+    GroupMessage,
     InboundMessage,
     OutboundMessage,
     UssdSession,
@@ -43,6 +44,7 @@ __all__ = [
     "CommodityAlias",
     "Contact",
     "DeliveryReport",
+    "GroupMessage",
     "Grade",
     "GradeLimit",
     "GroupCommodity",

@@ -177,3 +177,23 @@ class BulletinRun(Base):
     messages: so.Mapped[int] = so.mapped_column(default=0)
 
     market: so.Mapped[Market] = so.relationship()
+
+
+class GroupMessage(Base):
+    """A group leader's SMS to the group's members: the text once, one outbox row per member.
+
+    One per inbound SMS (the unique ``inbound_id``), and counted per group and day for the
+    daily cap, so a leader's phone cannot be turned into a pump.
+    """
+
+    __tablename__ = "group_message"
+    __table_args__ = (sa.Index("ix_group_message_group_created", "group_id", "created_at"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    group_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("producer_group.id", ondelete="CASCADE"))
+    sender_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("contact.id"))
+    inbound_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("inbound_message.id"), unique=True)
+    # The leader's words as members read them (personal data: emptied when the leader is forgotten).
+    body: so.Mapped[str] = so.mapped_column(sa.Text)
+    recipients: so.Mapped[int] = so.mapped_column(default=0)
+    created_at: so.Mapped[dt.datetime] = so.mapped_column(default=utcnow)

@@ -8,8 +8,9 @@ so the ``phone LIKE '+%'`` check and the unique index still hold); name and vill
 emptied; consent is withdrawn (the drain refuses anything still addressed to them);
 alerts and group memberships are removed; every SMS they sent or were sent loses its
 number and text, their USSD sessions lose the number, what they typed and the
-half-entered answers, and delivery reports lose the number. Audit entries about them
-keep the fact of a change but not the values. The caller commits.
+half-entered answers, and delivery reports lose the number. A leader's messages to the
+group lose their words, in the stored message and in every member's copy. Audit entries
+about them keep the fact of a change but not the values. The caller commits.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from smsgw.db import utcnow
 from smsgw.models import (
     AuditEntry,
     DeliveryReport,
+    GroupMessage,
     InboundMessage,
     Membership,
     OutboundMessage,
@@ -82,6 +84,14 @@ def forget_contact(session: so.Session, phone: str, *, actor: str = "cli", user_
         phone=placeholder, state={}, last_text="", end_input=None, error_message=None,
     )
     if contact is not None:
+        said = sa.select(GroupMessage.id).where(GroupMessage.sender_id == cid)
+        keys = [f"group:{message_id}:%" for message_id in session.scalars(said)]
+        for key in keys:
+            copies = OutboundMessage.idempotency_key.like(key)
+            _update(session, OutboundMessage, sa.and_(copies, OutboundMessage.status == "queued"),
+                    status="failed", final_at=now, last_error=FORGOTTEN)
+            _update(session, OutboundMessage, copies, text="")
+        counts["group_messages"] = _update(session, GroupMessage, GroupMessage.sender_id == cid, body="")
         counts["subscriptions"] = session.execute(sa.delete(Subscription).where(Subscription.contact_id == cid)).rowcount
         counts["memberships"] = session.execute(sa.delete(Membership).where(Membership.contact_id == cid)).rowcount
         # Their published prices stay; they report no more.

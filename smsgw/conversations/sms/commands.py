@@ -321,6 +321,7 @@ HANDLERS: dict[str, Callable[[Request], str | None]] = {
     "unknown": _help,
     "empty": _help,
     "start": _start,
+    "stop": _stop,
     "lang": _lang,
     "price": _price,
     "std": _std,

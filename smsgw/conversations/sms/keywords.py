@@ -20,7 +20,7 @@ LANGUAGES = ("en", "fr", "sw", "wo")
 
 COMMANDS = (
     "help", "price", "std", "sub", "unsub", "stop", "start", "lang", "sold", "report",
-    "open", "total", "close", "join", "withdraw", "unknown", "empty",
+    "open", "total", "close", "join", "withdraw", "tell", "unknown", "empty",
 )
 
 COMMAND_WORDS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
@@ -96,6 +96,10 @@ COMMAND_WORDS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     },
     "withdraw": {
         "en": ("withdraw",), "fr": ("retirer", "retrait"), "sw": ("jitoa",), "wo": ("genn",),
+    },
+    # A leader's message to the group's members: the rest of the SMS is theirs, as typed.
+    "tell": {
+        ANY: ("msg", "message"), "fr": ("annonce",), "sw": ("ujumbe",), "wo": ("bataaxal",),
     },
 }
 

@@ -1,4 +1,4 @@
-"""Group-order keywords: OPEN, TOTAL, CLOSE for leaders; JOIN, WITHDRAW for members."""
+"""Group keywords: OPEN, TOTAL, CLOSE and MSG for leaders; JOIN, WITHDRAW for members."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import decimal
 
 from smsgw.conversations import texts
 from smsgw.conversations.sms.commands import HANDLERS, Request, error_text
+from smsgw.conversations.sms.keywords import find_keyword, has_strong_stop, normalize_text
 from smsgw.conversations.sms.parser import load_vocabulary, parse
 from smsgw.db import utcnow
 from smsgw.models import BuyOffer, Commodity
-from smsgw.services import orders
+from smsgw.services import group_messages, orders
 
 KIND_WORDS = {
     "sell": "sell",
@@ -176,6 +177,41 @@ def _withdraw(request: Request) -> str | None:
     return None
 
 
+def _after_keyword(text: str) -> str:
+    """The SMS as typed after its MSG keyword (greetings or a service word may come first)."""
+    words = text.split()
+    for i, word in enumerate(words):
+        first = normalize_text(word).split()[:1]
+        found = find_keyword(first[0], near=True) if first else None
+        if found is not None and found.command == "tell":
+            return " ".join(words[i + 1:])
+    return ""
+
+
+def _tell(request: Request) -> str:
+    """MSG <text>: the leader's text to every other member of the group, one SMS each."""
+    t, contact = request.t, request.contact
+    if contact is None or not orders.led_groups(request.db, contact):
+        # Only a leader's MSG is for the members: anyone else's STOP in it is their own.
+        if has_strong_stop(list(request.parsed.args)):
+            return HANDLERS["stop"](request)
+        return texts.order_error(t, "not_leader")
+    try:
+        sent = group_messages.send_to_group(
+            request.db, contact, _after_keyword(request.message.text), request.message,
+            cap=int(request.settings["GROUP_MESSAGES_PER_DAY"]), now=utcnow(),
+        )
+    except group_messages.GroupMessageError as error:
+        if error.code == "not_leader":
+            return texts.order_error(t, "not_leader")
+        if error.code == "empty":
+            return t("Format: MSG <your message to the group>")
+        if error.code == "too_long":
+            return t("Too long for one SMS to each member: at most %(max)s characters.", max=error.limit)
+        return t("Your group has had %(cap)s messages today. Please send again tomorrow.", cap=error.limit)
+    return t("Sent to %(group)s. Members reached: %(count)s.", group=sent.group.name, count=sent.recipients)
+
+
 HANDLERS.update(
-    {"open": _open, "total": _total, "close": _close, "join": _join, "withdraw": _withdraw}
+    {"open": _open, "total": _total, "close": _close, "join": _join, "withdraw": _withdraw, "tell": _tell}
 )

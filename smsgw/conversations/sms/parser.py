@@ -259,7 +259,7 @@ def _price(number: _Number | None, commodity: int | None, vocab: Vocabulary,
 
 
 def _plain(kw: Keyword, rest: Sequence[str], vocab: Vocabulary) -> Parsed:
-    """HELP, START, STOP and OPEN: the words after the keyword are left to the router."""
+    """HELP, START, STOP, OPEN and TELL: the words after the keyword are left to the router."""
     return Parsed(kw.command, kw.lang_hint, args=tuple(rest))
 
 
@@ -351,7 +351,7 @@ _HANDLERS: Mapping[str, Callable[[Keyword, Sequence[str], Vocabulary], Parsed]] 
     "help": _plain, "start": _plain, "stop": _plain, "open": _plain,
     "price": _names, "std": _names, "sub": _names, "unsub": _names,
     "sold": _sold, "report": _report, "lang": _lang, "join": _join,
-    "total": _order, "close": _order, "withdraw": _order,
+    "total": _order, "close": _order, "withdraw": _order, "tell": _plain,
 }
 
 
@@ -391,6 +391,10 @@ def parse(text: str, vocab: Vocabulary, shortcode_keywords: Collection[str] = ()
     stop = stop_keyword(tokens)
     if stop is not None:
         return Parsed("stop", stop[0].lang_hint, args=tuple(tokens[stop[1]:]))
+    first = find_keyword(tokens[0], near=False)
+    if first is not None and first.command == "tell":
+        # A leader's words for the members ("the truck will not stop here"), not a STOP.
+        return _plain(first, tokens[1:], vocab)
     if has_strong_stop(tokens):
         return Parsed("stop", None, args=tuple(tokens))
     kw = find_keyword(tokens[0], near=False)

@@ -8,6 +8,7 @@ from werkzeug.wrappers import Response
 
 from smsgw.models import (
     Contact,
+    GroupMessage,
     GroupOrder,
     InboundMessage,
     Membership,
@@ -113,7 +114,7 @@ def groups() -> str:
 @bp.get("/groups/<int:group_id>")
 @requires("operator")
 def group(group_id: int) -> str:
-    """One group: members by role, and its orders."""
+    """One group: members by role, its orders, and the leader's last messages to it."""
     session = db()
     found = session.get(ProducerGroup, group_id) or abort(404)
     members = session.scalars(
@@ -124,7 +125,11 @@ def group(group_id: int) -> str:
         sa.select(GroupOrder).options(so.joinedload(GroupOrder.commodity), so.joinedload(GroupOrder.unit))
         .where(GroupOrder.group_id == found.id).order_by(GroupOrder.created_at.desc()).limit(50)
     ).all()
-    return render_template("admin/group.html", group=found, members=members, orders=orders)
+    messages = session.scalars(
+        sa.select(GroupMessage).where(GroupMessage.group_id == found.id)
+        .order_by(GroupMessage.created_at.desc()).limit(20)
+    ).all()
+    return render_template("admin/group.html", group=found, members=members, orders=orders, messages=messages)
 
 
 @bp.get("/reporters")
