@@ -103,9 +103,14 @@ def test_a_senegalese_leader_writes_in_wolof(client, session) -> None:
 
 def test_forgetting_a_leader_removes_their_words_everywhere(client, session) -> None:
     send(client, LEADER, "MSG Call me on 0722 000 001 about the truck")
+    send(client, "+254700000006", "MSG Potatoes collected on Monday")  # another group's leader
     forget_contact(session, LEADER)
-    assert session.scalars(sa.select(GroupMessage.body)).all() == [""]
-    assert {text for _, text in copies(session)} == {""}
+    assert sorted(session.scalars(sa.select(GroupMessage.body)).all()) == ["", "Potatoes collected on Monday"]
+    rows = session.execute(sa.select(OutboundMessage.text, OutboundMessage.status, OutboundMessage.last_error)
+                           .where(OutboundMessage.idempotency_key.like("group:%"))).all()
+    mine = [row for row in rows if not row.text.startswith("Njabini")]
+    assert len(mine) == 4 and {tuple(row) for row in mine} == {("", "failed", "forgotten on request")}
+    assert [row.status for row in rows if row.text.startswith("Njabini")] == ["queued"] * 3
     assert not session.scalars(sa.select(InboundMessage).where(InboundMessage.text.contains("truck"))).all()
 
 

@@ -84,13 +84,14 @@ def forget_contact(session: so.Session, phone: str, *, actor: str = "cli", user_
         phone=placeholder, state={}, last_text="", end_input=None, error_message=None,
     )
     if contact is not None:
-        said = sa.select(GroupMessage.id).where(GroupMessage.sender_id == cid)
-        keys = [f"group:{message_id}:%" for message_id in session.scalars(said)]
-        for key in keys:
-            copies = OutboundMessage.idempotency_key.like(key)
-            _update(session, OutboundMessage, sa.and_(copies, OutboundMessage.status == "queued"),
-                    status="failed", final_at=now, last_error=FORGOTTEN)
-            _update(session, OutboundMessage, copies, text="")
+        # The members' copies of what they said to the group, keyed group:<message>:<member>.
+        copies = sa.and_(OutboundMessage.purpose == "alert", sa.exists().where(
+            GroupMessage.sender_id == cid,
+            OutboundMessage.idempotency_key.like(sa.literal("group:") + sa.cast(GroupMessage.id, sa.String) + ":%"),
+        ))
+        _update(session, OutboundMessage, sa.and_(copies, OutboundMessage.status == "queued"),
+                status="failed", final_at=now, last_error=FORGOTTEN)
+        _update(session, OutboundMessage, copies, text="")
         counts["group_messages"] = _update(session, GroupMessage, GroupMessage.sender_id == cid, body="")
         counts["subscriptions"] = session.execute(sa.delete(Subscription).where(Subscription.contact_id == cid)).rowcount
         counts["memberships"] = session.execute(sa.delete(Membership).where(Membership.contact_id == cid)).rowcount

@@ -188,14 +188,18 @@ def _after_keyword(text: str) -> str:
     return ""
 
 
-def _tell(request: Request) -> str:
+def _not_a_leader(request: Request) -> str | None:
+    # Only a leader's MSG is for the members: anyone else's STOP in it is their own.
+    if has_strong_stop(list(request.parsed.args)):
+        return HANDLERS["stop"](request)
+    return texts.order_error(request.t, "not_leader")
+
+
+def _tell(request: Request) -> str | None:
     """MSG <text>: the leader's text to every other member of the group, one SMS each."""
     t, contact = request.t, request.contact
-    if contact is None or not orders.led_groups(request.db, contact):
-        # Only a leader's MSG is for the members: anyone else's STOP in it is their own.
-        if has_strong_stop(list(request.parsed.args)):
-            return HANDLERS["stop"](request)
-        return texts.order_error(t, "not_leader")
+    if contact is None:
+        return _not_a_leader(request)
     try:
         sent = group_messages.send_to_group(
             request.db, contact, _after_keyword(request.message.text), request.message,
@@ -203,7 +207,7 @@ def _tell(request: Request) -> str:
         )
     except group_messages.GroupMessageError as error:
         if error.code == "not_leader":
-            return texts.order_error(t, "not_leader")
+            return _not_a_leader(request)
         if error.code == "empty":
             return t("Format: MSG <your message to the group>")
         if error.code == "too_long":
