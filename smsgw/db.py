@@ -77,16 +77,23 @@ class Base(so.DeclarativeBase):
     }
 
 
+# Execution option of a read-only engine: on SQLite its transactions begin DEFERRED.
+READ_ONLY = "smsgw_read_only"
+
+
 def _sqlite_transactions(engine: sa.Engine) -> None:
-    """Let SQLAlchemy, not pysqlite, emit BEGIN, and take the write lock up front.
+    """Let SQLAlchemy, not pysqlite, emit BEGIN, and take the write lock only to write.
 
     pysqlite starts transactions lazily and not before SELECTs, which breaks SAVEPOINT
     isolation in tests and lets two processes read stale rows before a write. These are
     the two listeners documented by SQLAlchemy for SQLite transactional behaviour.
-    BEGIN IMMEDIATE: a deferred transaction that reads and then writes fails at once
-    with "database is locked" when another writer got there first (SQLite does not wait
-    on the busy timeout for a lock upgrade), so every transaction takes the write lock
-    at its start and waits its turn; one writer at a time is SQLite's model anyway.
+    A transaction that writes begins IMMEDIATE: a deferred one that reads and then
+    writes fails at once with "database is locked" when another writer got there first
+    (SQLite does not wait on the busy timeout for a lock upgrade), so it takes the write
+    lock at its start and waits its turn. A read-only session (``Database.session(
+    read_only=True)``, the admin's GET pages, reports) begins DEFERRED: in WAL mode it
+    reads a snapshot and never holds the write lock, so a long report cannot stall a
+    farmer's USSD hop.
     """
 
     @event.listens_for(engine, "connect")
@@ -100,7 +107,7 @@ def _sqlite_transactions(engine: sa.Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -125,6 +132,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessionmaker = so.sessionmaker(bind=self.engine, expire_on_commit=False)
+        self.read_sessionmaker = so.sessionmaker(bind=self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -134,11 +142,15 @@ class Database:
     def bind(self, bind: sa.Engine | sa.Connection, **session_kwargs: Any) -> None:
         """Point new sessions at ``bind`` (tests bind to a connection in a transaction)."""
         self.sessionmaker = so.sessionmaker(bind=bind, expire_on_commit=False, **session_kwargs)
+        self.read_sessionmaker = self.sessionmaker
 
     @contextmanager
-    def session(self) -> Iterator[so.Session]:
-        """A session for one job: committed if the block succeeds, rolled back if not."""
-        session = self.sessionmaker()
+    def session(self, read_only: bool = False) -> Iterator[so.Session]:
+        """A session for one job: committed if the block succeeds, rolled back if not.
+
+        ``read_only``: the job only reads (on SQLite it then never takes the write lock).
+        """
+        session = (self.read_sessionmaker if read_only else self.sessionmaker)()
         try:
             yield session
             session.commit()

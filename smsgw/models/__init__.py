@@ -17,6 +17,8 @@ from smsgw.models.messaging import (
     GroupMessage,
     InboundMessage,
     OutboundMessage,
+    ReportCache,
+    RuntimeState,
     UssdSession,
 )
 from smsgw.models.orders import BuyOffer, Commitment, GroupOrder, OrderPriceTier
@@ -58,6 +60,8 @@ __all__ = [
     "OutboundMessage",
     "PriceObservation",
     "PriceReporter",
+    "ReportCache",
+    "RuntimeState",
     "ProducerGroup",
     "ReporterMarket",
     "SaleReport",

@@ -31,6 +31,10 @@ class InboundMessage(Base):
 
     __tablename__ = "inbound_message"
 
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('received', 'handled', 'error')", name="status_known"),
+    )
+
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     gateway_id: so.Mapped[str] = so.mapped_column(sa.String(80), unique=True)
     from_phone: so.Mapped[str] = so.mapped_column(sa.String(16), index=True)
@@ -43,6 +47,10 @@ class InboundMessage(Base):
     contact_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("contact.id"))
     # What the router made of it (price, sub, stop, unknown...), for the monitor.
     command: so.Mapped[str] = so.mapped_column(sa.String(20), default="")
+    # Stored before it is handled, so a bug in a handler cannot lose it.
+    status: so.Mapped[str] = so.mapped_column(sa.String(10), default="received", server_default="handled")
+    # The handler's exception when status is "error" (an operator can retry it).
+    error: so.Mapped[str | None] = so.mapped_column(sa.Text)
 
     contact: so.Mapped[Contact | None] = so.relationship()
 
@@ -103,6 +111,10 @@ class OutboundMessage(Base):
     attempts: so.Mapped[int] = so.mapped_column(default=0)
     next_attempt_at: so.Mapped[dt.datetime] = so.mapped_column(default=utcnow)
     claimed_at: so.Mapped[dt.datetime | None]
+    # The drain that claimed a ``sending`` row and until when its claim holds: the drain
+    # renews the lease while it works, and only an expired lease may be recovered.
+    claimed_by: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+    lease_until: so.Mapped[dt.datetime | None]
     sent_at: so.Mapped[dt.datetime | None]
     final_at: so.Mapped[dt.datetime | None]
     gateway_message_id: so.Mapped[str | None] = so.mapped_column(sa.String(80), index=True)
@@ -197,3 +209,29 @@ class GroupMessage(Base):
     body: so.Mapped[str] = so.mapped_column(sa.Text)
     recipients: so.Mapped[int] = so.mapped_column(default=0)
     created_at: so.Mapped[dt.datetime] = so.mapped_column(default=utcnow)
+
+
+class RuntimeState(Base):
+    """Small facts that processes share through the database, one row per name.
+
+    ``scheduler``: the scheduler's heartbeat (``updated_at``); ``gateway_pause``: the
+    gateway refused every message (bad key, no credit) and the drains wait for a fix.
+    """
+
+    __tablename__ = "runtime_state"
+
+    name: so.Mapped[str] = so.mapped_column(sa.String(40), primary_key=True)
+    value: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
+    updated_at: so.Mapped[dt.datetime] = so.mapped_column(default=utcnow)
+
+
+class ReportCache(Base):
+    """A computed report, kept until the data it was computed from changes."""
+
+    __tablename__ = "report_cache"
+
+    key: so.Mapped[str] = so.mapped_column(sa.String(80), primary_key=True)
+    # What the data looked like (counts and latest ids): another value means recompute.
+    fingerprint: so.Mapped[str] = so.mapped_column(sa.String(400))
+    body: so.Mapped[str] = so.mapped_column(sa.Text)
+    computed_at: so.Mapped[dt.datetime] = so.mapped_column(default=utcnow)

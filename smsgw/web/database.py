@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy.orm as so
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 
 from smsgw.db import Database
 
@@ -20,9 +20,15 @@ def get_db(app: Flask | None = None) -> Database:
 
 
 def get_session() -> so.Session:
-    """The session of the current request, created on first use."""
+    """The session of the current request, created on first use.
+
+    A GET only reads: its session never takes SQLite's write lock, so an operator's
+    page (the analytics above all) cannot make a farmer's USSD hop wait.
+    """
     if "db_session" not in g:
-        g.db_session = get_db().sessionmaker()
+        database = get_db()
+        reading = has_request_context() and request.method in ("GET", "HEAD")
+        g.db_session = (database.read_sessionmaker if reading else database.sessionmaker)()
     return g.db_session
 
 
