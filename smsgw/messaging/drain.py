@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -28,11 +29,16 @@ class DrainStats:
     errors: list[str] = field(default_factory=list)
 
 
-def drain_once(db: Database, gateway: Gateway, batch_size: int = 500, chunk: int = 500) -> DrainStats:
-    """Send one batch of due messages; replies come first because the claim orders them."""
+def drain_once(
+    db: Database, gateway: Gateway, batch_size: int = 500, chunk: int = 500, keys: Collection[str] | None = None
+) -> DrainStats:
+    """Send one batch of due messages; replies come first because the claim orders them.
+
+    ``keys``: send only these messages (see ``claim_due``).
+    """
     stats = DrainStats()
     with db.session() as session:
-        batch = claim_due(session, batch_size)
+        batch = claim_due(session, batch_size, keys=keys)
         if not batch:
             return stats
         batch = _whole_requests(session, batch, batch_size, chunk)

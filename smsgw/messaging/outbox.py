@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import random
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -125,17 +126,21 @@ def _insert_or_skip(session: so.Session) -> sa.Insert:
 CLAIM_ORDER = (OutboundMessage.priority, OutboundMessage.next_attempt_at, OutboundMessage.text, OutboundMessage.id)
 
 
-def claim_due(session: so.Session, limit: int, now: dt.datetime | None = None) -> list[OutboundMessage]:
+def claim_due(
+    session: so.Session, limit: int, now: dt.datetime | None = None, keys: Collection[str] | None = None
+) -> list[OutboundMessage]:
     """Mark up to ``limit`` due messages ``sending`` and return them, most urgent first.
 
     One UPDATE ... WHERE id IN (due ids) RETURNING statement, so the claim is atomic on
     SQLite; on PostgreSQL the due ids are locked with SKIP LOCKED so drains side by side
-    take disjoint batches. The caller commits before calling the gateway.
+    take disjoint batches. The caller commits before calling the gateway. ``keys``: claim
+    only these messages (an operator's command sends what it caused, nothing else).
     """
     now = now or utcnow()
     due = (
         sa.select(OutboundMessage.id)
         .where(OutboundMessage.status == "queued", OutboundMessage.next_attempt_at <= now)
+        .where(OutboundMessage.idempotency_key.in_(keys) if keys is not None else sa.true())
         # Identical texts next to each other, so that a drain can send them in one request.
         .order_by(*CLAIM_ORDER)
         .limit(limit)
