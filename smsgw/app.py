@@ -45,6 +45,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from smsgw.web.webhooks import bp as webhooks_bp
 
     app.register_blueprint(webhooks_bp)
+    from smsgw.web.health import bp as health_bp
+
+    app.register_blueprint(health_bp)
     from smsgw.web import admin
 
     admin.init_app(app)

@@ -25,7 +25,7 @@ SHOWN_LINES = 20
 
 def _database() -> tuple[Database, dict[str, Any]]:
     settings = load_settings()
-    return Database(settings["DATABASE_URL"]), settings
+    return Database.from_settings(settings), settings
 
 
 def _print_summary(summary: ImportSummary, dry_run: bool) -> None:

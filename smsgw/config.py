@@ -78,6 +78,14 @@ def _defaults() -> dict[str, Any]:
         "PRICE_CROSS_MARKET_BAND": 0.6,
         "PRICE_HISTORY_DAYS": 90,
         "PRICE_MIN_HISTORY": 5,
+        # How long a drain's claim on the messages it is sending holds without renewal:
+        # another drain recovers them only after that (the drain renews it while alive).
+        "OUTBOX_LEASE_SECONDS": 60,
+        # PostgreSQL: give up connecting after this many seconds, and cancel a web
+        # request's statement after this many (AT drops a USSD hop after about 10 s, so a
+        # hung database must turn into an apology before then).
+        "DATABASE_CONNECT_TIMEOUT": 3,
+        "DATABASE_STATEMENT_TIMEOUT": 4,
         "TESTING": False,
     }
 
@@ -95,6 +103,9 @@ _INT_KEYS = {
     "PRICE_HISTORY_DAYS",
     "PRICE_MIN_HISTORY",
     "GROUP_MESSAGES_PER_DAY",
+    "OUTBOX_LEASE_SECONDS",
+    "DATABASE_CONNECT_TIMEOUT",
+    "DATABASE_STATEMENT_TIMEOUT",
 }
 _FLOAT_KEYS = {"PRICE_ANOMALY_Z", "PRICE_ANOMALY_MIN_CHANGE", "PRICE_CROSS_MARKET_BAND"}
 _BOOL_KEYS = {"TESTING"}
@@ -151,6 +162,9 @@ def validate(settings: Mapping[str, Any]) -> None:
                 f"SMSGW_ENV=production needs {' and '.join(missing)} set; "
                 "refusing to start without them"
             )
+    for key in ("OUTBOX_LEASE_SECONDS", "DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT"):
+        if int(settings[key]) <= 0:
+            raise ConfigError(f"{key} must be a positive number of seconds, got {settings[key]!r}")
     if settings["SMSGW_GATEWAY"] == "africastalking" and not settings["AT_API_KEY"]:
         raise ConfigError("SMSGW_GATEWAY=africastalking needs AT_USERNAME and AT_API_KEY set")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -110,8 +110,13 @@ def _sqlite_transactions(engine: sa.Engine) -> None:
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> sa.Engine:
-    """Build an engine for ``url`` with the per-backend settings we rely on."""
+def make_engine(url: str, connect_timeout: int | None = None, statement_timeout: int | None = None) -> sa.Engine:
+    """Build an engine for ``url`` with the per-backend settings we rely on.
+
+    On PostgreSQL, ``connect_timeout`` (seconds) bounds a new connection, and
+    ``statement_timeout`` (seconds) makes the server cancel any longer statement, so a
+    hung or overloaded database turns into an error the caller can answer in time.
+    """
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -122,17 +127,32 @@ def make_engine(url: str) -> sa.Engine:
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         _sqlite_transactions(engine)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        if connect_timeout:
+            connect_args["connect_timeout"] = connect_timeout
+        if statement_timeout:
+            connect_args["options"] = f"-c statement_timeout={statement_timeout * 1000}"
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
 
 
 class Database:
     """One engine and its session factory."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, connect_timeout: int | None = None, statement_timeout: int | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, connect_timeout, statement_timeout)
         self.sessionmaker = so.sessionmaker(bind=self.engine, expire_on_commit=False)
         self.read_sessionmaker = so.sessionmaker(bind=self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], web: bool = False) -> Database:
+        """The Database of ``settings``; ``web``: with the statement timeout of a web request."""
+        return cls(
+            settings["DATABASE_URL"],
+            connect_timeout=int(settings["DATABASE_CONNECT_TIMEOUT"]),
+            statement_timeout=int(settings["DATABASE_STATEMENT_TIMEOUT"]) if web else None,
+        )
 
     @property
     def is_sqlite(self) -> bool:

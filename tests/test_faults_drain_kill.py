@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from smsgw.db import Database
-from smsgw.messaging.outbox import enqueue, recover_stale
+from smsgw.messaging.outbox import LEASE, enqueue, recover_stale
 from smsgw.models import OutboundMessage
 from tests.fake_at import FakeAfricasTalking
 from tests.support.databases import BACKENDS, fresh_database
@@ -100,7 +100,8 @@ def test_killed_drain_loses_nothing_and_repeats_at_most_one_request(outbox_db: D
         sending = [row for row in at_kill if row.status == "sending"]
         assert sending, "the kill must come in the middle of a batch"
         with outbox_db.session() as session:
-            settled = recover_stale(session, dt.timedelta(0), now=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
+            # The killed drain renews its lease no more: once it runs out, its rows are settled.
+            settled = recover_stale(session, now=dt.datetime.now(dt.UTC) + LEASE + dt.timedelta(seconds=1))
         in_flight = set(in_flight_request.recipients)
         purpose = "reply" if kill_at <= REPLY_TEXTS else "bulletin"
         assert settled == {

@@ -10,11 +10,12 @@ import pytest
 import sqlalchemy as sa
 
 from smsgw.db import utcnow
-from smsgw.messaging.drain import drain_once
+from smsgw.messaging.drain import drain_once, paused_gateway
 from smsgw.messaging.gateways.africastalking import AfricasTalkingGateway
 from smsgw.messaging.outbox import enqueue
 from smsgw.models import OutboundMessage
 from smsgw.phones import mask_phone
+from smsgw.services import runtime_state
 from tests.fake_at import FakeAfricasTalking
 
 API_KEY = "test-key"
@@ -128,15 +129,63 @@ def test_lost_answers_leave_bulletins_unknown_never_repeated(db, session, fake, 
     assert drain_once(db, gateway).claimed == 0
 
 
-def test_wrong_api_key_fails_every_recipient(db, session, fake) -> None:
+def test_wrong_api_key_pauses_sending_and_keeps_the_queue(db, session, fake) -> None:
     gateway = AfricasTalkingGateway("sandbox", "wrong-key", api_base=fake.base_url)
     _queue(session, [(PHONES[0], "Hello"), (PHONES[1], "Hello")])
     stats = drain_once(db, gateway)
-    assert stats.failed == 2
+    assert stats.paused.startswith("HTTP 401") and (stats.sent, stats.failed) == (0, 0)
     rows = _rows(session)
-    assert {row.status for row in rows.values()} == {"failed"}
-    assert all(row.last_error.startswith("HTTP 401") for row in rows.values())
+    assert {(row.status, row.attempts) for row in rows.values()} == {("queued", 0)}
     assert fake.received() == {}
+    # Every drain now waits: nothing is claimed, nothing is asked of the gateway.
+    assert drain_once(db, gateway).claimed == 0 and len(fake.requests) == 1
+    assert paused_gateway(session)["reason"].startswith("HTTP 401")
+    # The operator fixes the key and restarts: the first pass tries at once and sends all.
+    fixed = AfricasTalkingGateway("sandbox", API_KEY, api_base=fake.base_url)
+    assert drain_once(db, fixed, probe=True).sent == 2
+    assert paused_gateway(session) is None
+    assert fake.received() == {(PHONES[0], "Hello"): 1, (PHONES[1], "Hello"): 1}
+
+
+def test_a_paused_gateway_is_tried_again_after_its_wait_with_backoff(db, session, fake) -> None:
+    gateway = AfricasTalkingGateway("sandbox", "wrong-key", api_base=fake.base_url)
+    _queue(session, [(PHONES[0], "Hello")])
+    drain_once(db, gateway)
+    first = paused_gateway(session)
+    _pass_pause_wait(session)
+    assert drain_once(db, gateway).paused and len(fake.requests) == 2
+    second = paused_gateway(session)
+    assert second["since"] == first["since"] and second["wait_seconds"] == 2 * first["wait_seconds"]
+    fake.api_key = "wrong-key"  # the account is put right on AT's side (e.g. topped up)
+    _pass_pause_wait(session)
+    assert drain_once(db, gateway).sent == 1 and paused_gateway(session) is None
+
+
+@pytest.mark.parametrize("code, status", [(405, "InsufficientBalance"), (402, "InvalidSenderId")])
+def test_account_refusals_per_recipient_pause_sending(db, session, gateway, monkeypatch, code, status) -> None:
+    answer = {"SMSMessageData": {"Message": "Sent to 0/2", "Recipients": [
+        _entry(code, PHONES[0], status), _entry(code, PHONES[1], status),
+    ]}}
+    monkeypatch.setattr(gateway._sms, "send", lambda *args, **kwargs: answer)
+    _queue(session, [(PHONES[0], "Hello"), (PHONES[1], "Hello"), (PHONES[2], "Other text")])
+    stats = drain_once(db, gateway)
+    assert stats.paused == f"{code} {status}" and stats.requests == 1
+    assert {(row.status, row.attempts) for row in _rows(session).values()} == {("queued", 0)}
+
+
+def test_a_sender_id_refused_for_the_whole_request_pauses_sending(db, session, gateway, monkeypatch) -> None:
+    answer = {"SMSMessageData": {"Message": "InvalidSenderId", "Recipients": []}}
+    monkeypatch.setattr(gateway._sms, "send", lambda *args, **kwargs: answer)
+    _queue(session, [(PHONES[0], "Hello")])
+    assert "InvalidSenderId" in drain_once(db, gateway).paused
+    assert _rows(session)[PHONES[0]].status == "queued"
+
+
+def _pass_pause_wait(session) -> None:
+    """Move the recorded pause's retry time into the past (as if its wait had passed)."""
+    row = runtime_state.get(session, runtime_state.GATEWAY_PAUSE)
+    runtime_state.put(session, runtime_state.GATEWAY_PAUSE, {**row.value, "retry_at": "2000-01-01T00:00:00+00:00"})
+    session.commit()
 
 
 @pytest.mark.parametrize("mode", ["refused", "503"])
@@ -194,8 +243,9 @@ def test_per_recipient_codes_are_classified(gateway, monkeypatch) -> None:
     monkeypatch.setattr(gateway._sms, "send", lambda *args, **kwargs: answer)
     results = {result.phone: result for result in gateway.send("Hi", PHONES[:6], None)}
     assert results[PHONES[0]].outcome == "sent" and results[PHONES[0]].message_id == "ATXid_q"
+    # Out of credit is the account's state, not this number's: sending pauses.
     assert (results[PHONES[1]].outcome, results[PHONES[1]].error) == (
-        "failed",
+        "pause",
         "405 InsufficientBalance",
     )
     assert results[PHONES[1]].message_id is None

@@ -138,7 +138,7 @@ def test_recover_stale_drops_bulletins_and_requeues_replies(session) -> None:
     fresh = _queue(session, "reply:9")
     session.commit()
     claim_due(session, 10)
-    counts = recover_stale(session, dt.timedelta(minutes=10))
+    counts = recover_stale(session)
     session.commit()
     assert counts == {"unknown": 1, "requeued": 1}
     for message in (bulletin, reply, fresh):

@@ -1,20 +1,47 @@
-"""The outbox drain: claim due messages, send identical texts together, record results."""
+"""The outbox drain: claim due messages, send identical texts together, record results.
+
+Several drains may run side by side (the scheduler's and ``smsgw outbox drain``
+processes): each claims disjoint rows under its own name and a lease it renews while it
+works, so a slow gateway never makes another drain take its rows.
+
+When the gateway refuses every message (a bad API key, no credit, a sender id it
+rejects), the drain stops sending instead of failing the queue: the messages go back to
+``queued`` with no attempt spent, a pause is recorded for every drain (and for
+``/healthz`` and the dashboard) with the reason, and a drain tries again later with
+backoff; the first request that goes through lifts the pause.
+"""
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from smsgw.db import Database
+from smsgw.db import Database, utcnow
 from smsgw.messaging.gateways import Gateway
-from smsgw.messaging.outbox import NOT_YET_SENT, SendResult, claim_due, record_result
+from smsgw.messaging.outbox import (
+    LEASE,
+    NOT_YET_SENT,
+    SendResult,
+    claim_due,
+    drain_identity,
+    record_result,
+    release,
+    renew_lease,
+)
 from smsgw.models import Contact, OutboundMessage
+from smsgw.services import runtime_state
 
 log = logging.getLogger(__name__)
+# A paused gateway is tried again after this, doubling up to the cap while it refuses.
+PAUSE_FIRST_RETRY = dt.timedelta(seconds=30)
+PAUSE_MAX_RETRY = dt.timedelta(minutes=10)
 
 
 @dataclass
@@ -27,18 +54,33 @@ class DrainStats:
     failed: int = 0
     requests: int = 0
     errors: list[str] = field(default_factory=list)
+    # Why the gateway is paused (empty when it is not): nothing more is sent until then.
+    paused: str = ""
 
 
 def drain_once(
-    db: Database, gateway: Gateway, batch_size: int = 500, chunk: int = 500, keys: Collection[str] | None = None
+    db: Database,
+    gateway: Gateway,
+    batch_size: int = 500,
+    chunk: int = 500,
+    keys: Collection[str] | None = None,
+    lease: dt.timedelta = LEASE,
+    probe: bool = False,
 ) -> DrainStats:
     """Send one batch of due messages; replies come first because the claim orders them.
 
-    ``keys``: send only these messages (see ``claim_due``).
+    ``keys``: send only these messages (see ``claim_due``). ``lease``: how long this
+    drain's claim holds without renewal. ``probe``: try a paused gateway now rather than
+    at its next retry time (an operator's command, a restarted scheduler).
     """
     stats = DrainStats()
+    owner = drain_identity()
     with db.session() as session:
-        batch = claim_due(session, batch_size, keys=keys)
+        pause = paused_gateway(session)
+        if pause is not None and not probe and utcnow() < _retry_at(pause):
+            stats.paused = pause.get("reason", "")
+            return stats
+        batch = claim_due(session, batch_size, keys=keys, owner=owner, lease=lease)
         if not batch:
             return stats
         batch = _whole_requests(session, batch, batch_size, chunk)
@@ -56,18 +98,67 @@ def drain_once(
                 continue
             groups[(message.text, message.sender_id)].append(message)
         session.commit()
+        renewed = time.monotonic()
         for (text, sender_id), messages in groups.items():
             for part in _chunks(messages, chunk):
+                if time.monotonic() - renewed > lease.total_seconds() / 3:
+                    renew_lease(session, owner, lease)
+                    renewed = time.monotonic()
                 # Committed before the call: if this process dies now, only these rows
                 # may have gone out (see outbox.recover_stale).
                 for message in part:
                     message.last_error = ""
                 session.commit()
-                _send_chunk(gateway, text, sender_id, part, stats)
+                refusal = _send_chunk(gateway, text, sender_id, part, stats)
+                if refusal:
+                    _pause(session, [m for m in batch if m.status == "sending"], refusal, pause, stats)
+                    return stats
                 # Record each request's outcome at once: a crash later in the batch must
                 # not leave these rows looking unsent.
                 session.commit()
+        if pause is not None and stats.requests:
+            runtime_state.clear(session, runtime_state.GATEWAY_PAUSE)
+            log.warning("gateway %s accepts messages again: sending resumed", gateway.name)
     return stats
+
+
+def paused_gateway(session: so.Session) -> dict[str, Any] | None:
+    """The recorded gateway pause (reason, since, retry_at), or None when sending is on."""
+    row = runtime_state.get(session, runtime_state.GATEWAY_PAUSE)
+    return dict(row.value) if row is not None else None
+
+
+def _retry_at(pause: dict[str, Any]) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(pause["retry_at"])
+    except (KeyError, TypeError, ValueError):
+        return utcnow()
+
+
+def _pause(
+    session: so.Session,
+    unsent: list[OutboundMessage],
+    reason: str,
+    previous: dict[str, Any] | None,
+    stats: DrainStats,
+) -> None:
+    """Give the batch's unsent rows back and record (or extend) the gateway pause."""
+    release(session, unsent)
+    now = utcnow()
+    previous_wait = dt.timedelta(seconds=2 * float(previous.get("wait_seconds", 0))) if previous else PAUSE_FIRST_RETRY
+    wait = min(PAUSE_MAX_RETRY, max(PAUSE_FIRST_RETRY, previous_wait))
+    since = previous.get("since") if previous else None
+    runtime_state.put(session, runtime_state.GATEWAY_PAUSE, {
+        "reason": reason, "since": since or now.isoformat(), "retry_at": (now + wait).isoformat(),
+        "wait_seconds": wait.total_seconds(),
+    })
+    session.commit()
+    stats.paused = reason
+    log.error(
+        "gateway refuses every message (%s): sending paused, %d messages stay queued; "
+        "fix the setting (the drain tries again in %d s, or run `smsgw outbox drain`)",
+        reason, len(unsent), wait.total_seconds(),
+    )
 
 
 def _whole_requests(session: so.Session, batch: list[OutboundMessage], batch_size: int, chunk: int) -> list[OutboundMessage]:
@@ -88,7 +179,7 @@ def _whole_requests(session: so.Session, batch: list[OutboundMessage], batch_siz
     session.execute(
         sa.update(OutboundMessage)
         .where(OutboundMessage.id.in_(given_back))
-        .values(status="queued", claimed_at=None, attempts=OutboundMessage.attempts - 1)
+        .values(status="queued", claimed_at=None, claimed_by=None, lease_until=None, attempts=OutboundMessage.attempts - 1)
         .execution_options(synchronize_session=False)
     )
     for message in same[-spare:]:
@@ -121,7 +212,9 @@ def _chunks(messages: list[OutboundMessage], size: int) -> list[list[OutboundMes
 
 def _send_chunk(
     gateway: Gateway, text: str, sender_id: str | None, messages: list[OutboundMessage], stats: DrainStats
-) -> None:
+) -> str:
+    """Send one request and record each recipient's result; the refusal's reason if the
+    gateway refused every message (those rows are left ``sending`` for the caller)."""
     by_phone = {message.to_phone: message for message in messages}
     stats.requests += 1
     try:
@@ -131,10 +224,15 @@ def _send_chunk(
         stats.errors.append(type(exc).__name__)
         results = [SendResult(phone, "retry", error=f"{type(exc).__name__}: {exc}"[:200]) for phone in by_phone]
     answered = {result.phone: result for result in results if result.phone in by_phone}
+    refusal = ""
     for phone, message in by_phone.items():
         result = answered.get(phone) or SendResult(phone, "retry", error="no answer for recipient")
+        if result.outcome == "pause":
+            refusal = refusal or result.error or "the gateway refuses every message"
+            continue
         record_result(message, result)
         _count(stats, message)
+    return refusal
 
 
 def _count(stats: DrainStats, message: OutboundMessage) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import os
 import random
+import socket
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -29,6 +31,11 @@ AT_MOST_ONCE = {"bulletin"}
 # sent in several requests: when a drain dies, only the rows of the request in flight may
 # have gone out; the rest of its batch carries this mark and is simply queued again.
 NOT_YET_SENT = "claimed; not yet handed to the gateway"
+# How long a drain's claim on its rows holds unless renewed. A drain renews it while it
+# works (one gateway request takes at most ~12 s), so only a stopped drain's rows expire.
+LEASE = dt.timedelta(seconds=60)
+# Rows claimed before leases existed carry none: recovered after this long.
+LEGACY_STALE = dt.timedelta(minutes=2)
 
 
 def enqueue(
@@ -126,8 +133,18 @@ def _insert_or_skip(session: so.Session) -> sa.Insert:
 CLAIM_ORDER = (OutboundMessage.priority, OutboundMessage.next_attempt_at, OutboundMessage.text, OutboundMessage.id)
 
 
+def drain_identity() -> str:
+    """This process's name as a drain (host and pid), written on the rows it claims."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}"
+
+
 def claim_due(
-    session: so.Session, limit: int, now: dt.datetime | None = None, keys: Collection[str] | None = None
+    session: so.Session,
+    limit: int,
+    now: dt.datetime | None = None,
+    keys: Collection[str] | None = None,
+    owner: str | None = None,
+    lease: dt.timedelta = LEASE,
 ) -> list[OutboundMessage]:
     """Mark up to ``limit`` due messages ``sending`` and return them, most urgent first.
 
@@ -135,6 +152,8 @@ def claim_due(
     SQLite; on PostgreSQL the due ids are locked with SKIP LOCKED so drains side by side
     take disjoint batches. The caller commits before calling the gateway. ``keys``: claim
     only these messages (an operator's command sends what it caused, nothing else).
+    Each claimed row carries ``owner`` (default: this process) and a lease until
+    ``now + lease``, which the drain renews while it works (``renew_lease``).
     """
     now = now or utcnow()
     due = (
@@ -155,7 +174,10 @@ def claim_due(
     claimed_ids = session.scalars(
         sa.update(OutboundMessage)
         .where(OutboundMessage.id.in_(due_ids), OutboundMessage.status == "queued")
-        .values(status="sending", claimed_at=now, attempts=OutboundMessage.attempts + 1)
+        .values(
+            status="sending", claimed_at=now, claimed_by=owner or drain_identity(), lease_until=now + lease,
+            attempts=OutboundMessage.attempts + 1,
+        )
         .returning(OutboundMessage.id)
     ).all()
     if not claimed_ids:
@@ -174,7 +196,10 @@ class SendResult:
     """What the gateway said about one recipient of one request."""
 
     phone: str
-    outcome: str  # "sent", "retry", "failed", or "maybe" (sent or not: the answer was lost)
+    # "sent", "retry", "failed", "maybe" (sent or not: the answer was lost), or "pause"
+    # (the gateway refuses every message, e.g. a bad API key or no credit: the message
+    # waits for the operator's fix, no attempt spent).
+    outcome: str
     message_id: str | None = None
     cost: str | None = None
     error: str = ""
@@ -189,6 +214,7 @@ def backoff(attempts: int) -> dt.timedelta:
 def record_result(message: OutboundMessage, result: SendResult, now: dt.datetime | None = None) -> None:
     """Apply the gateway's answer for one message (caller commits)."""
     now = now or utcnow()
+    message.lease_until = None
     if result.outcome == "sent":
         message.status = "sent"
         message.sent_at = now
@@ -215,25 +241,51 @@ def record_result(message: OutboundMessage, result: SendResult, now: dt.datetime
         message.last_error = result.error or "failed"
 
 
-def recover_stale(session: so.Session, older_than: dt.timedelta, now: dt.datetime | None = None) -> dict[str, int]:
-    """Settle ``sending`` rows left by a drain that died.
+def renew_lease(session: so.Session, owner: str, lease: dt.timedelta = LEASE, now: dt.datetime | None = None) -> int:
+    """Extend ``owner``'s claim on every row it is still sending; the caller commits."""
+    now = now or utcnow()
+    return session.execute(
+        sa.update(OutboundMessage)
+        .where(OutboundMessage.status == "sending", OutboundMessage.claimed_by == owner)
+        .values(lease_until=now + lease)
+    ).rowcount
 
-    Bulk (bulletins) that was in flight becomes ``unknown``: the gateway may have sent it
-    and a duplicate bulletin costs more than a missed one. Replies, receipts and order
-    news go back to ``queued``: a person is waiting for them. Rows the drain had claimed
-    but not yet handed to the gateway (``NOT_YET_SENT``) were never sent: queued again.
+
+def release(session: so.Session, messages: Collection[OutboundMessage]) -> None:
+    """Put claimed rows back in the queue, due now, as if never claimed (no attempt spent)."""
+    for message in messages:
+        message.status = "queued"
+        message.attempts = max(0, message.attempts - 1)
+        message.next_attempt_at = utcnow()
+        message.claimed_at = message.claimed_by = message.lease_until = None
+        message.last_error = ""
+
+
+def recover_stale(session: so.Session, now: dt.datetime | None = None) -> dict[str, int]:
+    """Settle ``sending`` rows whose drain stopped: their lease ran out without renewal.
+
+    A live drain renews its lease, so its rows are never taken from it, however slow the
+    gateway. Bulk (bulletins) that was in flight becomes ``unknown``: the gateway may
+    have sent it and a duplicate bulletin costs more than a missed one. Replies, receipts
+    and order news go back to ``queued``: a person is waiting for them. Rows the drain had
+    claimed but not yet handed to the gateway (``NOT_YET_SENT``) were never sent: queued
+    again.
     """
     now = now or utcnow()
-    stale = (OutboundMessage.status == "sending", OutboundMessage.claimed_at < now - older_than)
+    expired = sa.or_(
+        OutboundMessage.lease_until < now,
+        sa.and_(OutboundMessage.lease_until.is_(None), OutboundMessage.claimed_at < now - LEGACY_STALE),
+    )
+    stale = (OutboundMessage.status == "sending", expired)
     never_sent = OutboundMessage.last_error == NOT_YET_SENT
     unknown = session.execute(
         sa.update(OutboundMessage)
         .where(*stale, OutboundMessage.purpose.in_(AT_MOST_ONCE), sa.not_(never_sent))
-        .values(status="unknown", final_at=now, last_error="drain stopped during send")
+        .values(status="unknown", final_at=now, lease_until=None, last_error="drain stopped during send")
     ).rowcount
     requeued = session.execute(
         sa.update(OutboundMessage)
         .where(*stale, sa.or_(OutboundMessage.purpose.not_in(AT_MOST_ONCE), never_sent))
-        .values(status="queued", next_attempt_at=now)
+        .values(status="queued", next_attempt_at=now, lease_until=None)
     ).rowcount
     return {"unknown": unknown, "requeued": requeued}

@@ -10,7 +10,7 @@ from smsgw.db import Database
 
 def init_app(app: Flask) -> None:
     """Create the app's Database and close the request's session after each request."""
-    app.extensions["smsgw.db"] = Database(app.config["DATABASE_URL"])
+    app.extensions["smsgw.db"] = Database.from_settings(app.config, web=True)
     app.teardown_appcontext(close_session)
 
 

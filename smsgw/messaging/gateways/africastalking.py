@@ -24,10 +24,16 @@ log = logging.getLogger(__name__)
 Timeout = float | tuple[float, float]
 
 SENT_CODES = frozenset({100, 101, 102})  # Processed, Sent, Queued
-# Blacklisted, bad number, no balance, bad sender id...: the same request would fail again.
-PERMANENT_CODES = frozenset({401, 402, 403, 404, 405, 406, 407, 409})
-# A bad key or a refused account will not fix itself between retries.
-PERMANENT_HTTP = frozenset({401, 403})
+# Risk hold, bad number, blacklisted, unroutable, do-not-disturb: this recipient would
+# fail again, the others may not.
+PERMANENT_CODES = frozenset({401, 403, 404, 406, 407, 409})
+# InvalidSenderId, InsufficientBalance: every message would be refused until the
+# operator fixes the setting or tops up, so sending pauses (no attempt spent).
+ACCOUNT_CODES = frozenset({402, 405})
+# A bad key or a refused account will not fix itself between retries: sending pauses.
+ACCOUNT_HTTP = frozenset({401, 403})
+# AT's Message when it took no recipient at all because of the account or sender id.
+ACCOUNT_MESSAGES = ("InvalidSenderId", "InsufficientBalance")
 # For big requests AT may queue on its side and answer before the telcos do, so the
 # drain is not held by one slow bulk send.
 ENQUEUE_FROM = 100
@@ -129,7 +135,7 @@ class AfricasTalkingGateway:
             return _for_all(recipients, outcome, f"{type(exc).__name__}: {exc}")
         except AfricasTalkingException as exc:
             status = self._recorder.status if self._recorder else None
-            outcome = "failed" if status in PERMANENT_HTTP else "retry"
+            outcome = "pause" if status in ACCOUNT_HTTP else "retry"
             log.warning("africastalking: HTTP %s for %d recipients", status, len(recipients))
             return _for_all(recipients, outcome, f"HTTP {status or '?'}: {exc}")
         if not isinstance(answer, Mapping):
@@ -156,8 +162,10 @@ def _per_recipient(answer: Mapping[str, Any], recipients: list[str]) -> list[Sen
         if number in wanted and number not in found:
             found[number] = _result(number, entry)
     # With no recipients at all AT puts the reason (e.g. InvalidSenderId) in Message.
-    missing = f"not in the answer: {data.get('Message', '')}".strip()[:ERROR_CHARS]
-    results = [found.get(p) or SendResult(p, "retry", error=missing) for p in recipients]
+    reason = str(data.get("Message", ""))
+    missing_outcome = "pause" if not found and any(word in reason for word in ACCOUNT_MESSAGES) else "retry"
+    missing = f"not in the answer: {reason}".strip()[:ERROR_CHARS]
+    results = [found.get(p) or SendResult(p, missing_outcome, error=missing) for p in recipients]
     for result in results:
         if result.outcome != "sent":
             log.info(
@@ -178,7 +186,7 @@ def _result(number: str, entry: Mapping[str, Any]) -> SendResult:
             message_id=None if message_id == "None" else message_id,
             cost=cost or None,
         )
-    outcome = "failed" if code in PERMANENT_CODES else "retry"
+    outcome = "failed" if code in PERMANENT_CODES else "pause" if code in ACCOUNT_CODES else "retry"
     error = f"{code if code is not None else '?'} {entry.get('status', '')}".strip()
     return SendResult(number, outcome, error=error[:ERROR_CHARS])
 

@@ -22,12 +22,22 @@ from smsgw.models import (
     OutboundMessage,
     PriceObservation,
 )
+from smsgw.services import health
 from smsgw.services.bulletins import estimated_cost
 from smsgw.web.admin import bp
 from smsgw.web.admin.auth import requires
+from smsgw.web.admin.i18n import tr_l
 from smsgw.web.admin.views.common import db
 
 FINAL = ("delivered", "failed", "unknown")
+# The names of smsgw.services.health's checks, in the operator's words.
+HEALTH_LABELS = {
+    "database": tr_l("Database"),
+    "schema": tr_l("Database schema"),
+    "scheduler": tr_l("Scheduler"),
+    "replies": tr_l("Replies waiting"),
+    "gateway": tr_l("SMS gateway"),
+}
 
 
 @dataclass
@@ -121,6 +131,9 @@ def dashboard_stats(session: so.Session, settings: Mapping[str, Any], now: dt.da
 @bp.get("/")
 @requires("viewer")
 def dashboard() -> str:
-    """Today at a glance."""
+    """Today at a glance, after the service's health (the same facts as /healthz)."""
+    checks = health.check(db(), utcnow(), current_app.config)
     stats = dashboard_stats(db(), current_app.config)
-    return render_template("admin/dashboard.html", stats=stats, final_statuses=FINAL)
+    return render_template(
+        "admin/dashboard.html", stats=stats, final_statuses=FINAL, checks=checks, health_labels=HEALTH_LABELS
+    )
