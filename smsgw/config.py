@@ -86,6 +86,8 @@ def _defaults() -> dict[str, Any]:
         # hung database must turn into an apology before then).
         "DATABASE_CONNECT_TIMEOUT": 3,
         "DATABASE_STATEMENT_TIMEOUT": 4,
+        # A USSD hop not answered by then gets the apology (AT waits about 10 s).
+        "USSD_HOP_SECONDS": 5,
         "TESTING": False,
     }
 
@@ -106,6 +108,7 @@ _INT_KEYS = {
     "OUTBOX_LEASE_SECONDS",
     "DATABASE_CONNECT_TIMEOUT",
     "DATABASE_STATEMENT_TIMEOUT",
+    "USSD_HOP_SECONDS",
 }
 _FLOAT_KEYS = {"PRICE_ANOMALY_Z", "PRICE_ANOMALY_MIN_CHANGE", "PRICE_CROSS_MARKET_BAND"}
 _BOOL_KEYS = {"TESTING"}
@@ -162,7 +165,7 @@ def validate(settings: Mapping[str, Any]) -> None:
                 f"SMSGW_ENV=production needs {' and '.join(missing)} set; "
                 "refusing to start without them"
             )
-    for key in ("OUTBOX_LEASE_SECONDS", "DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT"):
+    for key in ("OUTBOX_LEASE_SECONDS", "DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT", "USSD_HOP_SECONDS"):
         if int(settings[key]) <= 0:
             raise ConfigError(f"{key} must be a positive number of seconds, got {settings[key]!r}")
     if settings["SMSGW_GATEWAY"] == "africastalking" and not settings["AT_API_KEY"]:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from smsgw import create_app
 from smsgw.conversations.ussd.session import apology
 from smsgw.db import Database
-from smsgw.models import InboundMessage, OutboundMessage
+from smsgw.models import InboundMessage, OutboundMessage, UssdSession
 from tests.support.databases import ON_POSTGRES, fresh_database
 from tests.support.server import AppServer
 from tests.support.tcp_proxy import TcpProxy
@@ -95,3 +95,34 @@ def test_database_outage_loses_no_sms_and_ussd_apologises_in_time(proxied) -> No
     response, elapsed = _ussd(server, "after-s1")
     assert response.status_code == 200 and response.text.startswith("CON "), response.text
     assert elapsed < IN_TIME
+
+
+HOP_SECONDS = 5  # the app's USSD_HOP_SECONDS default
+AT_TIMEOUT = 10.0  # AT drops a USSD hop after about this long
+
+
+def test_a_hung_database_gets_a_ussd_apology_in_time_and_the_app_comes_back(proxied) -> None:
+    proxy, server, direct = proxied
+    response, _ = _ussd(server, "warm-h1")
+    assert response.text.startswith("CON ")
+
+    # The database accepts connections and then never answers (a network partition).
+    proxy.hang()
+    try:
+        for n in range(4):
+            response, elapsed = _ussd(server, f"hung-{n}")
+            assert response.status_code == 200 and response.text == apology("en"), response.text
+            assert elapsed < HOP_SECONDS + 1.5 < AT_TIMEOUT, f"hop {n} took {elapsed:.2f}s"
+    finally:
+        proxy.unhang()
+    back = time.monotonic()
+    while True:
+        response, elapsed = _ussd(server, f"back-{time.monotonic()}")
+        if response.text.startswith("CON "):
+            break
+        assert time.monotonic() - back < 10, "the app was not back within 10 s of the database"
+        time.sleep(0.2)
+    assert elapsed < IN_TIME
+    # The hops abandoned during the hang left no session behind: no effect without its screen.
+    with direct.session() as session:
+        assert not session.scalars(sa.select(UssdSession.session_id).where(UssdSession.session_id.like("hung-%"))).all()

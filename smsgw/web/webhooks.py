@@ -6,8 +6,13 @@ handler calls the SMS gateway: replies are written to the outbox.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hmac
 import logging
+import threading
+from typing import Any
+
+import sqlalchemy.orm as so
 
 from flask import Blueprint, Response, abort, current_app, request
 
@@ -15,12 +20,16 @@ from smsgw.conversations.sms.intake import receive
 from smsgw.conversations.ussd.session import apology, handle_hop, record_end
 from smsgw.messaging.delivery import record_delivery_report
 from smsgw.phones import InvalidPhone, mask_phone, normalize_phone
-from smsgw.web.database import get_session
+from smsgw.db import Database
+from smsgw.web.database import get_db, get_session
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/at")
 # AT's callbacks are a few hundred bytes; the app-wide limit is sized for admin uploads.
 MAX_CALLBACK_BYTES = 64 * 1024
+# USSD hops run here so that a hop stuck on the database cannot hold its request past
+# AT's time-out; a handful per process, as stuck hops wait on the database anyway.
+_hop_workers = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="ussd-hop")
 
 
 @bp.before_request
@@ -45,7 +54,13 @@ def _plain(body: str) -> Response:
 
 @bp.post("/ussd")
 def ussd() -> Response:
-    """One USSD hop: answer ``CON ...`` or ``END ...`` as text/plain, always 200."""
+    """One USSD hop: answer ``CON ...`` or ``END ...`` as text/plain, always 200, in time.
+
+    The hop runs on a worker thread with its own session. If it has not answered within
+    USSD_HOP_SECONDS (a database that hangs, a write lock held too long) the caller gets
+    the apology at once, and the late hop is rolled back, so no effect happens behind a
+    screen the farmer never saw.
+    """
     form = _form()
     session_id = (form.get("sessionId") or "").strip()[:80]
     lang = current_app.config["SMSGW_DEFAULT_LANG"]
@@ -57,31 +72,51 @@ def ussd() -> Response:
         return _plain(apology(lang))
     if not session_id:
         return _plain(apology(lang))
-    db = get_session()
+    hop = {
+        "session_id": session_id,
+        "phone": phone,
+        "text": form.get("text", "")[:500],
+        "service_code": (form.get("serviceCode") or "")[:32],
+        "network_code": (form.get("networkCode") or "")[:16] or None,
+    }
+    config = dict(current_app.config)
+    abandoned = threading.Event()
+    answer = _hop_workers.submit(_run_hop, get_db(), config, hop, abandoned)
     try:
-        body = handle_hop(
-            db,
-            current_app.config,
-            session_id=session_id,
-            phone=phone,
-            text=form.get("text", "")[:500],
-            service_code=(form.get("serviceCode") or "")[:32],
-            network_code=(form.get("networkCode") or "")[:16] or None,
+        return _plain(answer.result(timeout=float(config["USSD_HOP_SECONDS"])))
+    except concurrent.futures.TimeoutError:
+        abandoned.set()
+        log.warning(
+            "USSD hop not answered within %s s (database slow or away): apology sent; session=%s phone=%s",
+            config["USSD_HOP_SECONDS"], session_id, mask_phone(phone),
         )
-        db.commit()
-        return _plain(body)
+        return _plain(apology(lang))
+
+
+def _run_hop(database: Database, config: dict[str, Any], hop: dict[str, Any], abandoned: threading.Event) -> str:
+    """Play one hop in a session of its own; committed only if the caller still waits."""
+    session = database.sessionmaker()
+    try:
+        body = handle_hop(session, config, **hop)
+        if abandoned.is_set():
+            session.rollback()
+        else:
+            session.commit()
+        return body
     except Exception:
-        db.rollback()
-        log.exception("USSD hop failed: session=%s phone=%s", session_id, mask_phone(phone))
-        return _plain(apology(_caller_language(phone, lang)))
+        session.rollback()
+        log.exception("USSD hop failed: session=%s phone=%s", hop["session_id"], mask_phone(hop["phone"]))
+        return apology(_caller_language(session, hop["phone"], config["SMSGW_DEFAULT_LANG"]))
+    finally:
+        session.close()
 
 
-def _caller_language(phone: str, default: str) -> str:
+def _caller_language(session: so.Session, phone: str, default: str) -> str:
     """The caller's stored language, read in a fresh transaction after a failure."""
     from smsgw.services.contacts import find_contact
 
     try:
-        contact = find_contact(get_session(), phone)
+        contact = find_contact(session, phone)
         return contact.language if contact else default
     except Exception:
         return default
@@ -100,8 +135,9 @@ def ussd_events() -> Response:
 def sms() -> Response:
     """An inbound SMS: stored once per id and its reply queued, then 200.
 
-    The 200 is sent only after the commit: if the database is down AT gets an error
-    and retries, so no message is lost.
+    The 200 is sent only after the raw message is committed: if the database is down
+    AT gets an error and retries, so no message is lost. A failure after that commit
+    (a handler bug) is recorded on the message, apologised for, and answered 200.
     """
     db = get_session()
     receive(db, current_app.config, _form())

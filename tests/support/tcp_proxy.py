@@ -1,6 +1,8 @@
 """A small TCP proxy on loopback: put it between the app and its database, stop it to
 take the database away (every open connection is cut, new ones are refused), start it
-again on the same port to bring the database back.
+again on the same port to bring the database back. ``hang()`` makes a database that
+accepts connections and then never answers (nothing is forwarded either way, nothing is
+cut), ``unhang()`` lets the held bytes through again.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ class TcpProxy:
         self.port = 0
         self._listener: socket.socket | None = None
         self._running = threading.Event()
+        self._forwarding = threading.Event()
+        self._forwarding.set()
         self._threads: list[threading.Thread] = []
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -52,6 +56,14 @@ class TcpProxy:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+
+    def hang(self) -> None:
+        """Keep accepting and keep every connection open, but forward nothing."""
+        self._forwarding.clear()
+
+    def unhang(self) -> None:
+        """Forward again, held bytes first."""
+        self._forwarding.set()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -90,6 +102,8 @@ class TcpProxy:
         """Copy bytes one way until either side closes or the proxy stops."""
         while self._running.is_set():
             try:
+                if not self._forwarding.wait(POLL):
+                    continue
                 readable, _, _ = select.select([source], [], [], POLL)
                 if not readable:
                     continue

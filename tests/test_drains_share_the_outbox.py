@@ -1,0 +1,98 @@
+"""Several drains on one PostgreSQL outbox, with a slow gateway: each message goes once.
+
+The scheduler's drain (which also recovers rows left by stopped drains) and two
+``smsgw outbox drain`` processes send 10,000 messages through a fake Africa's Talking
+API that takes a while to answer. A batch takes far longer than the lease, so the test
+holds only because a live drain renews its lease and recovery takes only expired ones.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+import sqlalchemy as sa
+
+from smsgw.db import Database
+from smsgw.messaging.outbox import Queued, enqueue_many
+from smsgw.models import OutboundMessage
+from tests.fake_at import FakeAfricasTalking
+from tests.support.databases import ON_POSTGRES, fresh_database
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.skipif(not ON_POSTGRES, reason="needs TEST_DATABASE_URL (PostgreSQL)"),
+]
+API_KEY = "test-key"
+MESSAGES = 10_000
+RECIPIENTS_PER_TEXT = 10  # many requests per 500-row batch: a batch outlasts the lease
+LEASE_SECONDS = 3
+
+
+def _env(url: str, fake: FakeAfricasTalking) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SMSGW_GATEWAY": "africastalking",
+        "AT_USERNAME": "sandbox",
+        "AT_API_KEY": API_KEY,
+        "AT_API_BASE": fake.base_url,
+        "OUTBOX_LEASE_SECONDS": str(LEASE_SECONDS),
+    }
+    env.pop("TEST_DATABASE_URL", None)
+    return env
+
+
+def _left(db: Database) -> int:
+    with db.session() as session:
+        return session.scalar(
+            sa.select(sa.func.count()).where(OutboundMessage.status.in_(("queued", "sending")))
+        )
+
+
+def test_three_drains_and_a_slow_gateway_send_each_message_exactly_once(tmp_path) -> None:
+    with fresh_database(tmp_path, "postgresql", seed=False) as url:
+        db = Database(url)
+        expected = Counter()
+        with db.session() as session:
+            batch = []
+            for n in range(MESSAGES):
+                phone, text = f"+2547350{n:05d}", f"Maize {3000 + n // RECIPIENTS_PER_TEXT} KES"
+                batch.append(Queued(to=phone, text=text, key=f"share:{n}"))
+                expected[(phone, text)] += 1
+            enqueue_many(session, batch, purpose="reply")
+        processes: list[subprocess.Popen] = []
+        with FakeAfricasTalking(api_key=API_KEY, delay_seconds=0.1) as fake:
+            env = _env(url, fake)
+            logs = [(tmp_path / f"drain-{i}.log").open("wb") for i in range(3)]
+            try:
+                processes.append(subprocess.Popen([sys.executable, "-m", "smsgw", "scheduler"], env=env, stdout=logs[0], stderr=subprocess.STDOUT))
+                for i in (1, 2):
+                    processes.append(subprocess.Popen([sys.executable, "-m", "smsgw", "outbox", "drain"], env=env, stdout=logs[i], stderr=subprocess.STDOUT))
+                deadline = time.monotonic() + 600
+                while _left(db):
+                    assert time.monotonic() < deadline, "the drains did not finish in 10 minutes"
+                    time.sleep(1)
+                for process in processes[1:]:
+                    assert process.wait(timeout=60) == 0
+            finally:
+                for process in processes:
+                    if process.poll() is None:
+                        process.terminate()
+                        process.wait(timeout=30)
+                for log in logs:
+                    log.close()
+            received = fake.received()
+            requests_by_drain = Counter(request.answer for request in fake.requests)
+        with db.session() as session:
+            rows = session.execute(sa.select(OutboundMessage.status, OutboundMessage.claimed_by)).all()
+        db.dispose()
+    assert received == expected  # each recipient exactly once: no loss, no duplicate
+    assert requests_by_drain == Counter({"201": MESSAGES // RECIPIENTS_PER_TEXT})
+    assert Counter(status for status, _ in rows) == Counter({"sent": MESSAGES})
+    # All three took part (each row names the drain that sent it).
+    assert len({owner for _, owner in rows}) == 3
