@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import sys
 import uuid
 from typing import Any
@@ -15,13 +14,21 @@ from smsgw.db import Database
 from smsgw.phones import InvalidPhone, normalize_phone
 
 
+class SettingError(click.ClickException):
+    """A bad setting: one line, and exit code 2 so that supervisors do not retry in a loop."""
+
+    exit_code = 2
+
+
 class Commands(click.Group):
     """A command group that turns known errors into one clear line, not a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (ConfigError, InvalidPhone) as exc:
+        except ConfigError as exc:
+            raise SettingError(str(exc)) from None
+        except InvalidPhone as exc:
             raise click.ClickException(str(exc)) from None
         except sqlalchemy.exc.OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
@@ -33,7 +40,7 @@ def _settings() -> dict[str, Any]:
 
 
 def _database(settings: dict[str, Any]) -> Database:
-    return Database(settings["DATABASE_URL"])
+    return Database.from_settings(settings)
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,21 +96,30 @@ def scheduler() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
 def demo(host: str, port: int) -> None:
-    """Migrate, seed the demo, and run the web app and the scheduler (console gateway)."""
+    """Migrate, seed the demo, then run and supervise the web app and the scheduler."""
+    import os
+
     from smsgw import create_app
     from smsgw.migrate import upgrade
+    from smsgw.supervisor import Supervisor
 
     settings = _settings()
     upgrade(settings["DATABASE_URL"])
     _seed(settings)
-    app = create_app()
-    child = subprocess.Popen([sys.executable, "-m", "smsgw", "scheduler"])
+    # Built here only to check the settings: a bad one is one clear line now, not a web
+    # child that fails and is restarted forever.
+    create_app()
     click.echo(f"smsgw demo on http://{host}:{port}  (outbound SMS print here; Ctrl-C stops)")
-    try:
-        app.run(host=host, port=port, use_reloader=False)
-    finally:
-        child.terminate()
-        child.wait(timeout=10)
+    python = [sys.executable, "-m", "smsgw"]
+    supervisor = Supervisor(
+        {
+            "web": [*python, "serve", "--host", host, "--port", str(port)],
+            "scheduler": [*python, "scheduler"],
+        },
+        # Unbuffered, so SMS printed by the scheduler show at once even when output is piped.
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    supervisor.run()
 
 
 @main.group()
@@ -142,7 +158,7 @@ def simulate_ussd(phone: str, lang: str | None, interactive: bool, path: str) ->
 @click.option("--phone", required=True, help="The sender's number, e.g. +254700000001.")
 @click.argument("text")
 def simulate_sms(phone: str, text: str) -> None:
-    """Send TEXT as an inbound SMS, then drain the outbox to the console (prints the reply)."""
+    """Send TEXT as an inbound SMS and print its reply (nothing else in the outbox is sent)."""
     from smsgw.conversations.sms.intake import receive
     from smsgw.messaging.drain import drain_once
     from smsgw.messaging.gateways.console import ConsoleGateway
@@ -151,9 +167,18 @@ def simulate_sms(phone: str, text: str) -> None:
     phone = normalize_phone(phone, settings["SMSGW_DEFAULT_REGION"])
     db = _database(settings)
     with db.session() as session:
-        receive(session, settings, {"from": phone, "text": text, "id": f"sim-{uuid.uuid4().hex}"})
+        message = receive(session, settings, {"from": phone, "text": text, "id": f"sim-{uuid.uuid4().hex}"})
+        inbound_id = message.id if message is not None else None
+        error = message.error if message is not None and message.status == "error" else None
+    if inbound_id is None:
+        return
+    if error:
+        click.echo(f"the message could not be handled: {error}", err=True)
+    # Only what this SMS caused: other people's queued messages are the real drain's, and
+    # the console would mark them sent although they never reach a phone.
+    keys = [f"reply:{inbound_id}", f"apology:{inbound_id}"]
     gateway = ConsoleGateway()
-    while drain_once(db, gateway).claimed:
+    while drain_once(db, gateway, keys=keys).claimed:
         pass
 
 
@@ -198,10 +223,16 @@ def outbox_drain() -> None:
     settings = _settings()
     db = _database(settings)
     gateway = build_gateway(settings)
+    lease = dt.timedelta(seconds=int(settings["OUTBOX_LEASE_SECONDS"]))
     sent = failed = retried = 0
-    while (stats := drain_once(db, gateway)).claimed:
+    # An operator's drain tries a paused gateway at once (the setting may just have been fixed).
+    probe = True
+    while (stats := drain_once(db, gateway, lease=lease, probe=probe)).claimed:
+        probe = False
         sent, failed, retried = sent + stats.sent, failed + stats.failed, retried + stats.retried
     click.echo(f"sent {sent}, failed {failed}, to retry {retried}")
+    if stats.paused:
+        raise click.ClickException(f"sending is paused: the gateway refuses every message ({stats.paused}); fix the setting and run this again")
 
 
 @main.group()

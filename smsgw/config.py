@@ -20,6 +20,7 @@ PROJECT_ROOT = PACKAGE_DIR.parent
 
 LANGUAGES = ("en", "fr", "sw", "wo")
 GATEWAYS = ("console", "africastalking")
+DATABASES = ("sqlite", "postgresql")
 
 
 class ConfigError(Exception):
@@ -138,13 +139,27 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
             settings[key] = os.environ[key]
     settings.update(overrides or {})
     settings = {key: _coerce(key, value) for key, value in settings.items()}
+    settings["DATABASE_URL"] = normalize_database_url(str(settings["DATABASE_URL"]))
     validate(settings)
     return settings
 
 
+def normalize_database_url(url: str) -> str:
+    """``postgres://`` and ``postgresql://`` (as hosting platforms give them) use psycopg 3."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme):]
+    return url
+
+
 def validate(settings: Mapping[str, Any]) -> None:
     """Raise ConfigError with one clear line for the first thing that is wrong."""
+    from smsgw.config_checks import problems
+
     check_database_url(settings["DATABASE_URL"])
+    wrong = problems(settings)
+    if wrong:
+        raise ConfigError(wrong[0])
     if settings["SMSGW_GATEWAY"] not in GATEWAYS:
         raise ConfigError(
             f"SMSGW_GATEWAY must be one of {', '.join(GATEWAYS)}, got {settings['SMSGW_GATEWAY']!r}"
@@ -165,9 +180,6 @@ def validate(settings: Mapping[str, Any]) -> None:
                 f"SMSGW_ENV=production needs {' and '.join(missing)} set; "
                 "refusing to start without them"
             )
-    for key in ("OUTBOX_LEASE_SECONDS", "DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT", "USSD_HOP_SECONDS"):
-        if int(settings[key]) <= 0:
-            raise ConfigError(f"{key} must be a positive number of seconds, got {settings[key]!r}")
     if settings["SMSGW_GATEWAY"] == "africastalking" and not settings["AT_API_KEY"]:
         raise ConfigError("SMSGW_GATEWAY=africastalking needs AT_USERNAME and AT_API_KEY set")
 
@@ -176,15 +188,28 @@ def check_database_url(url: str) -> sa.URL:
     """Parse DATABASE_URL and check its driver is installed."""
     try:
         parsed = make_url(url)
-        parsed.get_dialect()
+        dialect = parsed.get_dialect()
     except NoSuchModuleError:
         raise ConfigError(
-            f"DATABASE_URL names an unknown database driver: {url.split(':', 1)[0]!r} "
-            "(use sqlite or postgresql+psycopg)"
+            f"DATABASE_URL names an unknown database: {url.split(':', 1)[0]!r} "
+            "(use sqlite:///path/to/smsgw.db or postgresql://user@host/db)"
         ) from None
     except (ArgumentError, ValueError):
+        shown = f" {url!r}" if "@" not in url else ""  # never print a password
         raise ConfigError(
-            f"DATABASE_URL is not a database URL: {url!r} "
-            "(expected e.g. sqlite:///instance/smsgw.db or postgresql+psycopg://user@host/db)"
+            f"DATABASE_URL is not a database URL{shown} "
+            "(expected e.g. sqlite:///instance/smsgw.db or postgresql://user@host/db)"
+        ) from None
+    if parsed.get_backend_name() not in DATABASES:
+        raise ConfigError(
+            f"DATABASE_URL names a database smsgw does not run on: {parsed.get_backend_name()!r} "
+            "(use sqlite:///path/to/smsgw.db or postgresql://user@host/db)"
+        )
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise ConfigError(
+            f"DATABASE_URL needs the Python driver {getattr(exc, 'name', None) or parsed.drivername!r}, which is not "
+            "installed (use postgresql://..., which smsgw's own driver psycopg serves)"
         ) from None
     return parsed

@@ -72,7 +72,7 @@ def test_production_starts_with_secrets(database_url: str) -> None:
     ("url", "message"),
     [
         ("not a url", "DATABASE_URL is not a database URL"),
-        ("nosuchdb://x/y", "unknown database driver"),
+        ("nosuchdb://x/y", "unknown database"),
     ],
 )
 def test_bad_database_url_is_one_clear_error(url: str, message: str) -> None:

@@ -78,7 +78,7 @@ def forget_contact(session: so.Session, phone: str, *, actor: str = "cli", user_
     # Not yet sent: never sent now (with an empty text and no number there is nothing to send).
     counts["cancelled"] = _update(session, OutboundMessage, sa.and_(theirs, OutboundMessage.status == "queued"), status="failed", final_at=now, last_error=FORGOTTEN)
     counts["outbound"] = _update(session, OutboundMessage, theirs, to_phone=placeholder, text="")
-    counts["inbound"] = _update(session, InboundMessage, mine(InboundMessage.from_phone, InboundMessage.contact_id), from_phone=placeholder, text="", link_id=None)
+    counts["inbound"] = _update(session, InboundMessage, mine(InboundMessage.from_phone, InboundMessage.contact_id), from_phone=placeholder, text="", link_id=None, error=None)
     counts["ussd_sessions"] = _update(
         session, UssdSession, mine(UssdSession.phone, UssdSession.contact_id),
         phone=placeholder, state={}, last_text="", end_input=None, error_message=None,
