@@ -34,8 +34,14 @@ def _web_security(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the web app; keys in ``config`` override the environment."""
+    """Build the web app; keys in ``config`` override the environment.
+
+    Refuses (ConfigError, one line) a bad setting or a database that is not migrated.
+    """
+    from smsgw.startup import require_schema
+
     settings = load_settings(config)
+    require_schema(settings)
     app = Flask(__name__, instance_path=str(settings["INSTANCE_DIR"]))
     app.config.from_mapping(settings)
     app.config.update({key: value for key, value in _web_security(settings).items() if key not in settings})

@@ -242,7 +242,10 @@ def main(settings: Mapping[str, Any] | None = None) -> None:
     Anything that still escapes APScheduler (the job store unreachable at start-up, say)
     is one log line; the scheduler is then built and started again after a backoff.
     """
+    from smsgw.startup import require_schema
+
     settings = settings or load_settings()
+    require_schema(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(levelname)s %(message)s")
     # APScheduler logs every run of the 3-second drain at INFO; keep the terminal readable.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -1,0 +1,41 @@
+"""Checks a process makes before it serves anyone: is the database's schema this code's?
+
+A web worker or scheduler started on an empty or older database would fail on the
+first farmer's request with a missing table; instead it refuses to start, in one line
+that says to run `smsgw init`. A database that cannot be reached at start is not a
+reason to refuse: the process starts, says so, and `/healthz` reports it until it is back.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy.exc
+
+from smsgw.config import ConfigError
+from smsgw.db import make_engine
+
+log = logging.getLogger(__name__)
+
+
+def require_schema(settings: Mapping[str, Any]) -> None:
+    """Raise ConfigError unless the database is at the latest migration."""
+    from smsgw.migrate import current_revision
+    from smsgw.services.health import head_revisions
+
+    engine = make_engine(settings["DATABASE_URL"], connect_timeout=int(settings["DATABASE_CONNECT_TIMEOUT"]))
+    try:
+        current = current_revision(engine)
+    except sqlalchemy.exc.OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        log.warning("database not reachable at start (%s); starting anyway, /healthz reports it", reason)
+        return
+    finally:
+        engine.dispose()
+    if current is None:
+        raise ConfigError("the database at DATABASE_URL has no schema: run `smsgw init` first")
+    if current not in head_revisions():
+        raise ConfigError(
+            f"the database at DATABASE_URL is at migration {current}, not the latest: run `smsgw init` to upgrade it"
+        )
