@@ -9,6 +9,9 @@ import smsgw.models  # noqa: F401  (registers every table on the metadata)
 from smsgw.config import load_settings
 from smsgw.db import Base, UTCDateTime, make_engine
 
+# Not imported from smsgw.scheduler: that would load APScheduler for every migration.
+JOBSTORE_TABLE = "apscheduler_jobs"
+
 config = context.config
 
 
@@ -17,6 +20,12 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     return False
+
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Leave APScheduler's own job table out of autogenerate and ``alembic check``:
+    the scheduler creates and owns it, no migration does."""
+    return not (type_ == "table" and name == JOBSTORE_TABLE)
 
 
 def run_migrations() -> None:
@@ -38,6 +47,7 @@ def _run(connection: Any) -> None:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         render_item=render_item,
+        include_name=include_name,
         compare_type=True,
     )
     with context.begin_transaction():

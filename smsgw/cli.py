@@ -9,7 +9,7 @@ from typing import Any
 import click
 import sqlalchemy.exc
 
-from smsgw.config import LANGUAGES, PROJECT_ROOT, ConfigError, load_settings
+from smsgw.config import LANGUAGES, ConfigError, load_settings
 from smsgw.db import Database
 from smsgw.phones import InvalidPhone, normalize_phone
 
@@ -46,6 +46,13 @@ def _database(settings: dict[str, Any]) -> Database:
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """smsgw: market prices, buyer standards and group orders by USSD and SMS."""
+    import os
+
+    from smsgw.logs import configure_logging
+
+    # From the environment alone: a wrong setting elsewhere is for the command to report
+    # (and ``smsgw serve`` / ``smsgw scheduler`` set up their own process's logging).
+    configure_logging(os.environ, "cli")
 
 
 @main.command()
@@ -66,11 +73,12 @@ def seed(demo: bool) -> None:
 
 
 def _seed(settings: dict[str, Any]) -> None:
+    from smsgw.resources import content_dir
     from smsgw.services.seeding import seed_demo
 
     db = _database(settings)
     with db.session() as session:
-        result = seed_demo(session, PROJECT_ROOT / "content", dt.date.today(), progress=lambda msg: click.echo(f"  seeding {msg}"))
+        result = seed_demo(session, content_dir(), dt.date.today(), progress=lambda msg: click.echo(f"  seeding {msg}"))
     click.echo(f"demo content loaded ({result['prices_added']} price rows added)")
 
 
@@ -215,7 +223,8 @@ def outbox(ctx: click.Context) -> None:
 
 
 @outbox.command("drain")
-def outbox_drain() -> None:
+@click.option("--follow", is_flag=True, help="Keep draining until stopped: an extra drain beside the scheduler's.")
+def outbox_drain(follow: bool) -> None:
     """Send every due message now through the configured gateway."""
     from smsgw.messaging.drain import drain_once
     from smsgw.messaging.gateways import build_gateway
@@ -224,6 +233,9 @@ def outbox_drain() -> None:
     db = _database(settings)
     gateway = build_gateway(settings)
     lease = dt.timedelta(seconds=int(settings["OUTBOX_LEASE_SECONDS"]))
+    if follow:
+        _follow(db, gateway, lease)
+        return
     sent = failed = retried = 0
     # An operator's drain tries a paused gateway at once (the setting may just have been fixed).
     probe = True
@@ -233,6 +245,21 @@ def outbox_drain() -> None:
     click.echo(f"sent {sent}, failed {failed}, to retry {retried}")
     if stats.paused:
         raise click.ClickException(f"sending is paused: the gateway refuses every message ({stats.paused}); fix the setting and run this again")
+
+
+def _follow(db: Database, gateway: Any, lease: dt.timedelta) -> None:
+    """Drain until SIGTERM or Ctrl-C, finishing the request in flight first."""
+    import signal
+    import threading
+
+    from smsgw.messaging.drain import drain_forever
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo("draining the outbox until stopped")
+    drain_forever(db, gateway, lease=lease, stop=stop)
+    click.echo("drain stopped")
 
 
 @main.group()
@@ -291,3 +318,4 @@ from smsgw import cli_prices  # noqa: E402,F401  (registers the prices commands)
 from smsgw import cli_users  # noqa: E402,F401  (registers the users commands)
 from smsgw import cli_report  # noqa: E402,F401  (registers the report commands)
 from smsgw import cli_contacts  # noqa: E402,F401  (registers the contacts commands)
+from smsgw import cli_doctor  # noqa: E402,F401  (registers the doctor command)

@@ -60,6 +60,13 @@ Factor = Annotated[decimal.Decimal, so.mapped_column(sa.Numeric(14, 6))]
 Timestamp = Annotated[dt.datetime, so.mapped_column(UTCDateTime())]
 
 
+def error_line(exc: BaseException) -> str:
+    """An exception as one short line: the driver's message, not the SQL and its values."""
+    original = getattr(exc, "orig", None) or exc
+    lines = str(original).strip().splitlines()
+    return f"{type(original).__name__}: {lines[0] if lines else ''}"[:300]
+
+
 def utcnow() -> dt.datetime:
     """The current time as an aware UTC datetime."""
     return dt.datetime.now(dt.UTC)

@@ -28,7 +28,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from smsgw.config import load_settings
 from smsgw.conversations.reminders import send_reminders
 from smsgw.conversations.ussd.session import expire_sessions
-from smsgw.db import Database, make_engine, utcnow
+from smsgw.db import Database, error_line, make_engine, utcnow
 from smsgw.messaging.cost_alert import check_daily_cost
 from smsgw.messaging.drain import drain_once
 from smsgw.messaging.gateways import build_gateway
@@ -50,13 +50,6 @@ _runtime: dict[str, Any] = {}
 _failures: dict[str, tuple[int, float]] = {}  # job -> (consecutive failures, next try)
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception as one short line: the driver's message, not the SQL and its values."""
-    original = getattr(exc, "orig", None) or exc
-    lines = str(original).strip().splitlines()
-    return f"{type(original).__name__}: {lines[0] if lines else ''}"[:300]
-
-
 def guarded(job: Callable[[], None]) -> Callable[[], None]:
     """Run ``job`` so that any exception is one log line and the job backs off.
 
@@ -76,7 +69,7 @@ def guarded(job: Callable[[], None]) -> Callable[[], None]:
             failures += 1
             wait = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))
             _failures[name] = (failures, time.monotonic() + wait)
-            log.warning("job %s failed (%s); trying again in %.0f s", name, one_line(exc), wait)
+            log.warning("job %s failed (%s); trying again in %.0f s", name, error_line(exc), wait)
             return
         if failures:
             log.warning("job %s works again after %d failures", name, failures)
@@ -183,7 +176,7 @@ class ResilientJobStore(SQLAlchemyJobStore):
             except sqlalchemy.exc.SQLAlchemyError as exc:
                 failures += 1
                 wait = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))
-                log.warning("job store: %s failed (%s); trying again in %.0f s", what, one_line(exc), wait)
+                log.warning("job store: %s failed (%s); trying again in %.0f s", what, error_line(exc), wait)
                 time.sleep(wait)
 
     def get_due_jobs(self, now: Any) -> Any:
@@ -191,7 +184,7 @@ class ResilientJobStore(SQLAlchemyJobStore):
         try:
             return super().get_due_jobs(now)
         except sqlalchemy.exc.SQLAlchemyError as exc:
-            raise JobStoreUnavailable(one_line(exc)) from None
+            raise JobStoreUnavailable(error_line(exc)) from None
 
     def update_job(self, job: Any) -> None:
         """Store a job's next run time, waiting for the database if it is away."""
@@ -246,9 +239,9 @@ def main(settings: Mapping[str, Any] | None = None) -> None:
 
     settings = settings or load_settings()
     require_schema(settings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(levelname)s %(message)s")
-    # APScheduler logs every run of the 3-second drain at INFO; keep the terminal readable.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    from smsgw.logs import configure_logging
+
+    configure_logging(settings, "scheduler")  # also keeps APScheduler's line per drain run out
     failures = 0
     while True:
         scheduler: BlockingScheduler | None = None
@@ -264,7 +257,7 @@ def main(settings: Mapping[str, Any] | None = None) -> None:
         except Exception as exc:
             failures = 1 if scheduler is not None and time.monotonic() - started > 60 else failures + 1
             wait = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))
-            log.warning("scheduler stopped by an error (%s); starting again in %.0f s", one_line(exc), wait)
+            log.warning("scheduler stopped by an error (%s); starting again in %.0f s", error_line(exc), wait)
             _shutdown(scheduler)
             time.sleep(wait)
 
@@ -275,4 +268,4 @@ def _shutdown(scheduler: BlockingScheduler | None) -> None:
     try:
         scheduler.shutdown(wait=False)
     except Exception as exc:  # already stopped, or its job store unreachable: nothing to keep
-        log.info("scheduler shutdown: %s", one_line(exc))
+        log.info("scheduler shutdown: %s", error_line(exc))

@@ -8,6 +8,7 @@ holds only because a live drain renews its lease and recovery takes only expired
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,11 +23,6 @@ from smsgw.models import OutboundMessage
 from tests.fake_at import FakeAfricasTalking
 from tests.support.databases import ON_POSTGRES, fresh_database
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.slow,
-    pytest.mark.skipif(not ON_POSTGRES, reason="needs TEST_DATABASE_URL (PostgreSQL)"),
-]
 API_KEY = "test-key"
 MESSAGES = 10_000
 RECIPIENTS_PER_TEXT = 10  # many requests per 500-row batch: a batch outlasts the lease
@@ -54,6 +50,9 @@ def _left(db: Database) -> int:
         )
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.skipif(not ON_POSTGRES, reason="needs TEST_DATABASE_URL (PostgreSQL)")
 def test_three_drains_and_a_slow_gateway_send_each_message_exactly_once(tmp_path) -> None:
     with fresh_database(tmp_path, "postgresql", seed=False) as url:
         db = Database(url)
@@ -71,14 +70,17 @@ def test_three_drains_and_a_slow_gateway_send_each_message_exactly_once(tmp_path
             logs = [(tmp_path / f"drain-{i}.log").open("wb") for i in range(3)]
             try:
                 processes.append(subprocess.Popen([sys.executable, "-m", "smsgw", "scheduler"], env=env, stdout=logs[0], stderr=subprocess.STDOUT))
-                for i in (1, 2):
-                    processes.append(subprocess.Popen([sys.executable, "-m", "smsgw", "outbox", "drain"], env=env, stdout=logs[i], stderr=subprocess.STDOUT))
+                # One drain that ends when the queue is empty, one that runs until stopped.
+                for i, extra in ((1, []), (2, ["--follow"])):
+                    command = [sys.executable, "-m", "smsgw", "outbox", "drain", *extra]
+                    processes.append(subprocess.Popen(command, env=env, stdout=logs[i], stderr=subprocess.STDOUT))
                 deadline = time.monotonic() + 600
                 while _left(db):
                     assert time.monotonic() < deadline, "the drains did not finish in 10 minutes"
                     time.sleep(1)
-                for process in processes[1:]:
-                    assert process.wait(timeout=60) == 0
+                assert processes[1].wait(timeout=60) == 0
+                processes[2].send_signal(signal.SIGTERM)
+                assert processes[2].wait(timeout=60) == 0
             finally:
                 for process in processes:
                     if process.poll() is None:
@@ -96,3 +98,29 @@ def test_three_drains_and_a_slow_gateway_send_each_message_exactly_once(tmp_path
     assert Counter(status for status, _ in rows) == Counter({"sent": MESSAGES})
     # All three took part (each row names the drain that sent it).
     assert len({owner for _, owner in rows}) == 3
+
+
+def test_a_following_drain_sends_what_is_queued_and_stops_cleanly(tmp_path) -> None:
+    with fresh_database(tmp_path, "sqlite", seed=False) as url, FakeAfricasTalking(api_key=API_KEY) as fake:
+        db = Database(url)
+        log = tmp_path / "follow.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "smsgw", "outbox", "drain", "--follow"], env=_env(url, fake), stdout=out, stderr=subprocess.STDOUT
+            )
+        try:
+            for n in range(3):
+                with db.session() as session:
+                    enqueue_many(session, [Queued(to=f"+25470000090{n}", text=f"Reply {n}", key=f"follow:{n}")], purpose="reply")
+                deadline = time.monotonic() + 30
+                while fake.received()[(f"+25470000090{n}", f"Reply {n}")] != 1:
+                    assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.1)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            db.dispose()
+    assert "drain stopped" in log.read_text()

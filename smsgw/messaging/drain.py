@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Collection
@@ -23,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from smsgw.db import Database, utcnow
+from smsgw.db import Database, error_line, utcnow
 from smsgw.messaging.gateways import Gateway
 from smsgw.messaging.outbox import (
     LEASE,
@@ -32,6 +33,7 @@ from smsgw.messaging.outbox import (
     claim_due,
     drain_identity,
     record_result,
+    recover_stale,
     release,
     renew_lease,
 )
@@ -120,6 +122,34 @@ def drain_once(
             runtime_state.clear(session, runtime_state.GATEWAY_PAUSE)
             log.warning("gateway %s accepts messages again: sending resumed", gateway.name)
     return stats
+
+
+def drain_forever(
+    db: Database, gateway: Gateway, lease: dt.timedelta = LEASE, interval: float = 2.0, stop: threading.Event | None = None
+) -> None:
+    """Drain until ``stop`` is set: an extra drain beside the scheduler's (``smsgw outbox
+    drain --follow``). A database or gateway error is one log line and a backoff, never
+    the end of the process; rows of a drain that stopped are recovered once their lease
+    has run out, whichever drain sees them first.
+    """
+    stop = stop or threading.Event()
+    failures, probe = 0, True
+    while not stop.is_set():
+        try:
+            with db.session() as session:
+                recover_stale(session)
+            while not stop.is_set() and drain_once(db, gateway, lease=lease, probe=probe).claimed:
+                probe = False
+        except Exception as exc:
+            failures += 1
+            wait = min(15.0, 2.0 ** failures)
+            log.warning("drain failed (%s); trying again in %.0f s", error_line(exc), wait)
+            stop.wait(wait)
+            continue
+        if failures:
+            log.warning("drain works again after %d failures", failures)
+            failures = 0
+        stop.wait(interval)
 
 
 def paused_gateway(session: so.Session) -> dict[str, Any] | None:
