@@ -38,10 +38,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     Refuses (ConfigError, one line) a bad setting or a database that is not migrated.
     """
-    from smsgw.startup import require_schema
+    from smsgw.startup import check_ready
 
     settings = load_settings(config)
-    require_schema(settings)
+    check_ready(settings)
     app = Flask(__name__, instance_path=str(settings["INSTANCE_DIR"]))
     app.config.from_mapping(settings)
     app.config.update({key: value for key, value in _web_security(settings).items() if key not in settings})
@@ -57,7 +57,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from smsgw.web import admin
 
     admin.init_app(app)
-    from smsgw.web.logging import install_redaction
+    from smsgw.logs import configure_logging
 
-    install_redaction(app)
+    redactor = configure_logging(settings, "web")
+    # Only now, with the root handler in place: Flask then adds no handler of its own.
+    app.logger.addFilter(redactor)
+    hops = int(settings["SMSGW_PROXY_HOPS"])
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The client's address, scheme and host from the headers our own proxies add:
+        # sign-in throttling (per address) and the access log then see the client.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     return app

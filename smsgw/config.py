@@ -15,8 +15,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-# The repository root holds migrations/, content/ and locales/ next to the package.
+# In a checkout (or an editable install) the repository root holds migrations/, content/
+# and locales/ next to the package; a built package carries its own copy (smsgw.resources).
 PROJECT_ROOT = PACKAGE_DIR.parent
+IN_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file() and (
+    PROJECT_ROOT / "migrations" / "env.py"
+).is_file()
 
 LANGUAGES = ("en", "fr", "sw", "wo")
 GATEWAYS = ("console", "africastalking")
@@ -29,7 +33,12 @@ class ConfigError(Exception):
 
 def default_instance_dir() -> Path:
     """Where the SQLite file and local state live when nothing else is configured."""
-    return Path(os.environ.get("SMSGW_INSTANCE_DIR") or PROJECT_ROOT / "instance")
+    configured = os.environ.get("SMSGW_INSTANCE_DIR")
+    if configured:
+        return Path(configured)
+    # A checkout keeps its state beside the code; an installed package never writes into
+    # site-packages, so it uses instance/ in the directory it is run from.
+    return (PROJECT_ROOT if IN_CHECKOUT else Path.cwd()) / "instance"
 
 
 def _defaults() -> dict[str, Any]:
@@ -89,6 +98,14 @@ def _defaults() -> dict[str, Any]:
         "DATABASE_STATEMENT_TIMEOUT": 4,
         # A USSD hop not answered by then gets the apology (AT waits about 10 s).
         "USSD_HOP_SECONDS": 5,
+        # Log lines: "text" (one readable line) or "json" (one object per line, for a
+        # log shipper); the level for every process (smsgw.logs).
+        "SMSGW_LOG_FORMAT": "text",
+        "SMSGW_LOG_LEVEL": "INFO",
+        # Reverse proxies in front of the web app that add X-Forwarded-For/-Proto/-Host
+        # (0: none, the headers are ignored). Trusting more than there are lets a client
+        # choose the address that sign-in throttling and the logs see.
+        "SMSGW_PROXY_HOPS": 0,
         "TESTING": False,
     }
 
@@ -110,6 +127,7 @@ _INT_KEYS = {
     "DATABASE_CONNECT_TIMEOUT",
     "DATABASE_STATEMENT_TIMEOUT",
     "USSD_HOP_SECONDS",
+    "SMSGW_PROXY_HOPS",
 }
 _FLOAT_KEYS = {"PRICE_ANOMALY_Z", "PRICE_ANOMALY_MIN_CHANGE", "PRICE_CROSS_MARKET_BAND"}
 _BOOL_KEYS = {"TESTING"}
@@ -180,6 +198,11 @@ def validate(settings: Mapping[str, Any]) -> None:
                 f"SMSGW_ENV=production needs {' and '.join(missing)} set; "
                 "refusing to start without them"
             )
+    from smsgw.logs import log_options  # here: smsgw.logs imports this module
+
+    log_options(settings)  # SMSGW_LOG_FORMAT and SMSGW_LOG_LEVEL
+    if int(settings["SMSGW_PROXY_HOPS"]) < 0:
+        raise ConfigError(f"SMSGW_PROXY_HOPS must be a whole number, 0 or more, got {settings['SMSGW_PROXY_HOPS']!r}")
     if settings["SMSGW_GATEWAY"] == "africastalking" and not settings["AT_API_KEY"]:
         raise ConfigError("SMSGW_GATEWAY=africastalking needs AT_USERNAME and AT_API_KEY set")
 

@@ -1,8 +1,10 @@
 """Farmer text in the farmer's language: gettext catalogs and Babel formats.
 
-Catalogs are read from ``locales/<lang>/LC_MESSAGES/messages.po`` and compiled in
-memory on first use, so a checkout runs without a separate compile step. A message
-missing from a catalog falls back to English (the msgid).
+In a checkout, catalogs are read from ``locales/<lang>/LC_MESSAGES/messages.po`` and
+compiled in memory on first use, so it runs without a separate compile step; a built
+package ships them compiled (``.mo``, see ``smsgw.resources``). A message missing from a
+catalog falls back to English (the msgid); a whole catalog missing is an error, never a
+quiet switch to English for every farmer of that language.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import decimal
 import gettext
 import io
 from functools import cache
+from pathlib import Path
 
 from babel.dates import format_date
 from babel.messages.mofile import write_mo
@@ -19,10 +22,11 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
 
-from smsgw.config import LANGUAGES, PROJECT_ROOT
+from smsgw import resources
+from smsgw.config import LANGUAGES
 from smsgw.messaging.encoding import normalize
 
-LOCALES_DIR = PROJECT_ROOT / "locales"
+LOCALES_DIR = resources.locales_dir()
 # How each language writes a currency in a short text: symbol and whether it leads.
 _CURRENCY_SIGNS = {"KES": "KSh", "XOF": "FCFA"}
 _SIGN_FIRST = {"en": True, "sw": True, "fr": False, "wo": False}
@@ -33,18 +37,38 @@ def N_(message: str) -> str:
     return message
 
 
-@cache
-def translations(lang: str) -> gettext.NullTranslations:
-    """The compiled catalog for ``lang`` (English and unknown languages: identity)."""
-    path = LOCALES_DIR / lang / "LC_MESSAGES" / "messages.po"
-    if lang == "en" or lang not in LANGUAGES or not path.exists():
-        return gettext.NullTranslations()
+def load_catalog(root: Path, lang: str, domain: str) -> Translations:
+    """The ``domain`` catalog for ``lang`` under ``root``: a ``.po`` compiled here, or a ``.mo``.
+
+    Raises ``ConfigError`` (one line: the missing file, "reinstall smsgw") without either.
+    """
+    path, is_source = resources.catalog(root, lang, domain)
+    if not is_source:
+        with path.open("rb") as mo_file:
+            return Translations(fp=mo_file, domain=domain)
     with path.open("rb") as po_file:
-        catalog = read_po(po_file, locale=lang)
+        catalog = read_po(po_file, locale=lang, domain=domain)
     buffer = io.BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)
-    return Translations(fp=buffer)
+    return Translations(fp=buffer, domain=domain)
+
+
+@cache
+def translations(lang: str) -> gettext.NullTranslations:
+    """The compiled catalog for ``lang`` (English and unknown languages: identity)."""
+    if lang == "en" or lang not in LANGUAGES:
+        return gettext.NullTranslations()
+    return load_catalog(LOCALES_DIR, lang, "messages")
+
+
+def check_catalogs() -> None:
+    """Raise ``ConfigError`` now if any farmer or admin catalog is missing (a broken install)."""
+    from smsgw.web.admin.i18n import admin_translations
+
+    for lang in LANGUAGES:
+        translations(lang)
+    admin_translations("fr")
 
 
 class Text:

@@ -6,13 +6,13 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from smsgw.config import PROJECT_ROOT
+from smsgw import resources
 
 
 def alembic_config(url: str | None = None, connection: sa.Connection | None = None) -> Config:
     """An Alembic config for our migrations folder, on ``url`` or an open connection."""
-    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    cfg = Config(str(resources.alembic_ini()))
+    cfg.set_main_option("script_location", str(resources.migrations_dir()))
     if url:
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     if connection is not None:

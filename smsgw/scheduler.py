@@ -235,10 +235,10 @@ def main(settings: Mapping[str, Any] | None = None) -> None:
     Anything that still escapes APScheduler (the job store unreachable at start-up, say)
     is one log line; the scheduler is then built and started again after a backoff.
     """
-    from smsgw.startup import require_schema
+    from smsgw.startup import check_ready
 
     settings = settings or load_settings()
-    require_schema(settings)
+    check_ready(settings)
     from smsgw.logs import configure_logging
 
     configure_logging(settings, "scheduler")  # also keeps APScheduler's line per drain run out

@@ -1,6 +1,7 @@
-"""Checks a process makes before it serves anyone: is the database's schema this code's?
+"""Checks a process makes before it serves anyone: are its translations installed, and
+is the database's schema this code's?
 
-A web worker or scheduler started on an empty or older database would fail on the
+A missing catalog would answer Swahili, French and Wolof farmers in English; a web worker or scheduler started on an empty or older database would fail on the
 first farmer's request with a missing table; instead it refuses to start, in one line
 that says to run `smsgw init`. A database that cannot be reached at start is not a
 reason to refuse: the process starts, says so, and `/healthz` reports it until it is back.
@@ -17,6 +18,14 @@ from smsgw.config import ConfigError
 from smsgw.db import make_engine
 
 log = logging.getLogger(__name__)
+
+
+def check_ready(settings: Mapping[str, Any]) -> None:
+    """Raise ConfigError (one line) unless every catalog is installed and the schema is current."""
+    from smsgw.i18n import check_catalogs
+
+    check_catalogs()
+    require_schema(settings)
 
 
 def require_schema(settings: Mapping[str, Any]) -> None:

@@ -1,7 +1,10 @@
 """A fake Africa's Talking SMS API on 127.0.0.1, for driving the real SDK in tests.
 
 It answers ``POST /version1/messaging`` the way AT does (HTTP 201, ``Content-Type:
-application/json`` exactly, per-recipient results) and can be told to fail: chosen
+application/json`` exactly, per-recipient results), and ``GET /version1/user`` (the
+account's data, which sends nothing: ``{"UserData": {"balance": "KES 1234.00"}}``, 401
+on a wrong key) as the SDK's ``Application.fetch_application_data`` calls it. It can be
+told to fail: chosen
 numbers rejected, a share of requests answering 500 or hanging past the client's
 timeout, a wrong API key, or the whole service down. Failures are drawn from a seeded
 generator, one draw per request, so a test sees the same run every time. It can also be
@@ -20,6 +23,7 @@ from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
 PATH = "/version1/messaging"
+USER_PATH = "/version1/user"
 COST = "0.8000"
 DOWN_MODES = (None, "503", "refused")
 
@@ -56,6 +60,12 @@ class _Handler(BaseHTTPRequestHandler):
         fields = {key: values[0] for key, values in form.items()}
         self.server.fake.handle(self, urlsplit(self.path).path, fields)
 
+    def do_GET(self) -> None:
+        """Hand the query string to the fake."""
+        url = urlsplit(self.path)
+        fields = {key: values[0] for key, values in parse_qs(url.query, keep_blank_values=True).items()}
+        self.server.fake.handle_get(self, url.path, fields)
+
     def log_message(self, format: str, *args: object) -> None:
         """Keep test output quiet."""
 
@@ -88,8 +98,10 @@ class FakeAfricasTalking:
         fail_numbers: set[str] | None = None,
         content_type: str = "application/json",
         delay_seconds: float = 0.0,
+        balance: str = "KES 1234.00",
     ) -> None:
         self.api_key = api_key
+        self.balance = balance
         self.error_rate = error_rate
         self.timeout_rate = timeout_rate
         self.hang_seconds = hang_seconds
@@ -98,6 +110,7 @@ class FakeAfricasTalking:
         self.delay_seconds = delay_seconds
         self.requests: list[FakeRequest] = []
         self.deliveries: list[tuple[str, str]] = []  # (number, message) AT accepted
+        self.lookups: list[tuple[str, str, str]] = []  # user-data GETs: (username, api key, answer)
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -190,6 +203,33 @@ class FakeAfricasTalking:
             handler.reply(401, "The supplied authentication is invalid", "text/plain")
         elif answer == "500":
             handler.reply(500, "Internal Server Error", "text/plain")
+        else:
+            handler.reply(503, "Service Unavailable", "text/plain")
+
+    def handle_get(self, handler: _Handler, path: str, fields: dict[str, str]) -> None:
+        """Answer the account's user data like AT: its balance, or 401 for a wrong key."""
+        if path != USER_PATH:
+            handler.reply(404, "Not Found", "text/plain")
+            return
+        api_key = handler.headers.get("apiKey") or ""
+        with self._lock:
+            if self._down == "503":
+                answer = "503"
+            elif not fields.get("username"):
+                answer = "400"
+            elif api_key != self.api_key:
+                answer = "401"
+            else:
+                answer = "200"
+            self.lookups.append((fields.get("username", ""), api_key, answer))
+        if self.delay_seconds:
+            self._closing.wait(self.delay_seconds)
+        if answer == "200":
+            handler.reply(200, json.dumps({"UserData": {"balance": self.balance}}), self.content_type)
+        elif answer == "400":
+            handler.reply(400, "Request is missing required query parameter: username", "text/plain")
+        elif answer == "401":
+            handler.reply(401, "The supplied authentication is invalid", "text/plain")
         else:
             handler.reply(503, "Service Unavailable", "text/plain")
 

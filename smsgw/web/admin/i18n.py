@@ -11,38 +11,29 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import gettext
-import io
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal, format_percent
-from babel.support import Translations
 from flask import Flask, current_app, g, request, session
 from markupsafe import escape
 
-from smsgw.config import PROJECT_ROOT
+from smsgw import resources
+from smsgw.i18n import load_catalog
 
-LOCALES_DIR = PROJECT_ROOT / "locales" / "admin"
+LOCALES_DIR = resources.locales_dir() / "admin"
 DOMAIN = "admin"
 ADMIN_LANGUAGES = ("en", "fr")
 
 
 @cache
 def admin_translations(lang: str) -> gettext.NullTranslations:
-    """The admin catalog for ``lang``, compiled in memory (English: identity)."""
-    path = LOCALES_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
-    if lang == "en" or lang not in ADMIN_LANGUAGES or not path.exists():
+    """The admin catalog for ``lang`` (English: identity); a missing one is a ``ConfigError``."""
+    if lang == "en" or lang not in ADMIN_LANGUAGES:
         return gettext.NullTranslations()
-    with path.open("rb") as po_file:
-        catalog = read_po(po_file, locale=lang, domain=DOMAIN)
-    buffer = io.BytesIO()
-    write_mo(buffer, catalog)
-    buffer.seek(0)
-    return Translations(fp=buffer, domain=DOMAIN)
+    return load_catalog(LOCALES_DIR, lang, DOMAIN)
 
 
 def current_language() -> str:
