@@ -63,7 +63,9 @@ def bargaining(commodity: str | None, region: str | None, since: dt.datetime | N
         cfg = replace(cfg, transport=read_transport(transport))
     db = _engine()
     try:
-        with db.engine.connect() as conn:
+        # Read-only: on SQLite it never takes the write lock, so a report never stalls USSD.
+        with db.session(read_only=True) as session:
+            conn = session.connection()
             ids = _commodity_ids(conn, commodity)
             inputs = load_inputs(conn, cfg, commodity_ids=ids, since=since.date() if since else None)
     finally:
@@ -107,7 +109,8 @@ def dispersion(commodity: str, kind: str, freq: str, since: dt.datetime | None, 
     cfg = AnalyticsConfig(freq=freq)
     db = _engine()
     try:
-        with db.engine.connect() as conn:
+        with db.session(read_only=True) as session:
+            conn = session.connection()
             ids = _commodity_ids(conn, commodity)
             prices = data.load_prices(conn, kind=kind, commodity_ids=ids,
                                       since=since.date() if since else None, until=until.date() if until else None)

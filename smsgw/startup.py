@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy.exc
 
 from smsgw.config import ConfigError
-from smsgw.db import make_engine
+from smsgw.db import READ_ONLY, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ def require_schema(settings: Mapping[str, Any]) -> None:
 
     engine = make_engine(settings["DATABASE_URL"], connect_timeout=int(settings["DATABASE_CONNECT_TIMEOUT"]))
     try:
-        current = current_revision(engine)
+        # Read-only: on SQLite this must not wait behind (or block) a writer.
+        current = current_revision(engine.execution_options(**{READ_ONLY: True}))
     except sqlalchemy.exc.OperationalError as exc:
         reason = str(exc.orig or exc).strip().splitlines()[0]
         log.warning("database not reachable at start (%s); starting anyway, /healthz reports it", reason)
