@@ -50,9 +50,10 @@ def main() -> None:
 
     from smsgw.logs import configure_logging
 
-    # From the environment alone: a wrong setting elsewhere is for the command to report
-    # (and ``smsgw serve`` / ``smsgw scheduler`` set up their own process's logging).
-    configure_logging(os.environ, "cli")
+    # From the environment alone: a wrong setting elsewhere is for the command to report.
+    # ``serve`` and ``scheduler`` are the web and scheduler processes from their first line.
+    command = click.get_current_context().invoked_subcommand or ""
+    configure_logging(os.environ, {"serve": "web", "scheduler": "scheduler"}.get(command, "cli"))
 
 
 @main.command()

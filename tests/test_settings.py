@@ -81,6 +81,25 @@ def test_every_process_refuses_a_bad_setting(tmp_path, migrated, command, key, v
     _assert_one_line(result, key, advice)
 
 
+GUNICORN = ["-c", "python:smsgw.gunicorn_conf", "--bind", "127.0.0.1:0", "smsgw:create_app()"]
+
+
+@pytest.mark.parametrize(("key", "value", "advice"), [BAD_SETTINGS[0], BAD_SETTINGS[8], BAD_SETTINGS[19]])
+def test_gunicorn_refuses_a_bad_setting_before_it_forks(tmp_path, migrated, key, value, advice) -> None:
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    result = subprocess.run(
+        [gunicorn, *GUNICORN], env=_env(tmp_path, migrated, **{key: value}), cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    _assert_one_line(result, key, advice)
+
+
+def test_gunicorn_refuses_a_database_that_is_not_migrated(tmp_path) -> None:
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    env = _env(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
+    result = subprocess.run([gunicorn, *GUNICORN], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    _assert_one_line(result, "run `smsgw init`")
+
+
 @pytest.mark.parametrize("command", [["serve", "--port", "1"], ["scheduler"]])
 def test_a_database_that_is_not_migrated_says_run_init(tmp_path, command) -> None:
     result = _run(command, _env(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}"), tmp_path)

@@ -5,6 +5,12 @@ Access is decided in one place, ``guard``, from what each view declares with
 closed), so a new page cannot be left open by forgetting a decorator. Failed sign-ins
 are counted in the audit table, not in a worker's memory, so the limit holds across
 any number of web workers.
+
+The limits are per account (the email typed) and per client address, never global: a
+flood of failures locks that account, or that address, and no one else. Behind a
+reverse proxy the client address is the proxy's unless SMSGW_PROXY_HOPS says how many
+proxies to trust (``create_app`` then applies ProxyFix); without it, every operator
+would share the proxy's address and its limit.
 """
 from __future__ import annotations
 
@@ -133,12 +139,20 @@ def _email_key(email: str) -> str:
 
 
 def _address() -> str:
-    # remote_addr is the peer; behind a proxy, wrap the app in ProxyFix so it is the client.
+    """The client's address: the peer's, or with SMSGW_PROXY_HOPS the one our proxies saw.
+
+    ProxyFix (see ``create_app``) has already put the client in ``remote_addr``, taking
+    X-Forwarded-For from the right by the number of trusted hops, so a value the client
+    wrote into the header itself is never the one used.
+    """
     return f"ip:{request.remote_addr or 'unknown'}"[:80]
 
 
 def too_many_failures(email: str) -> bool:
-    """True when this email or this address failed too often in the last 15 minutes."""
+    """True when this email, or this client address, failed too often in the last 15 minutes.
+
+    Two separate counts, each scoped to one key; nothing counts failures across all.
+    """
     db = get_session()
     since = utcnow() - WINDOW
     failed = sa.select(sa.func.count(AuditEntry.id)).where(
