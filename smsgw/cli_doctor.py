@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import phonenumbers
 import requests
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -29,6 +28,7 @@ from smsgw.cli import main
 from smsgw.db import Database, utcnow
 from smsgw.messaging.outbox import LEGACY_STALE
 from smsgw.models import Contact, OutboundMessage
+from smsgw.phones import country_of_prefix
 from smsgw.services import health
 from smsgw.services.bulletins import Policy
 from smsgw.services.health import Check
@@ -154,17 +154,6 @@ def gateway_check(settings: Mapping[str, Any]) -> Check:
     return Check("gateway", True, f"account {username} accepted the key; balance {balance}")
 
 
-def _region(prefix: str) -> str | None:
-    """The country of a ``+CCC`` prefix (country codes never prefix one another)."""
-    digits = prefix.lstrip("+")
-    for size in (1, 2, 3):
-        if len(digits) >= size and digits[:size].isdigit():
-            region = phonenumbers.region_code_for_country_code(int(digits[:size]))
-            if region != "ZZ":
-                return region
-    return None
-
-
 def contact_countries(session: so.Session) -> dict[str, int]:
     """Contacts who have not opted out, counted by the country of their phone number."""
     # Grouped by prefix in SQL (four characters hold every country code we serve), so
@@ -173,7 +162,7 @@ def contact_countries(session: so.Session) -> dict[str, int]:
     counts: dict[str, int] = {}
     query = sa.select(head, sa.func.count(Contact.id)).where(Contact.consent != "withdrawn").group_by(head)
     for prefix, count in session.execute(query):
-        country = _region(prefix or "")
+        country = country_of_prefix(prefix or "")
         if country:
             counts[country] = counts.get(country, 0) + count
     return counts

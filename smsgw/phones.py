@@ -32,3 +32,14 @@ def mask_phone(phone: str) -> str:
     if len(phone) <= 6:
         return "***"
     return phone[:4] + "*" * (len(phone) - 6) + phone[-2:]
+
+
+def country_of_prefix(prefix: str) -> str | None:
+    """The region of a ``+CCC`` prefix (country codes never prefix one another)."""
+    digits = prefix.lstrip("+")
+    for size in (1, 2, 3):
+        if len(digits) >= size and digits[:size].isdigit():
+            region = phonenumbers.region_code_for_country_code(int(digits[:size]))
+            if region != "ZZ":
+                return region
+    return None

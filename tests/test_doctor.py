@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -23,7 +22,6 @@ from click.testing import CliRunner
 from smsgw import cli_doctor, config
 from smsgw.cli import main
 from smsgw.db import Database, utcnow
-from smsgw.migrate import upgrade
 from smsgw.models import OutboundMessage
 from smsgw.services import runtime_state
 from tests.fake_at import FakeAfricasTalking
@@ -189,31 +187,8 @@ def test_an_unreachable_database_is_one_line_and_the_rest_not_checked(good, depl
         assert "cannot connect" in report.detail("database") and "DATABASE_URL" in report.detail("database")
 
 
-@contextmanager
-def _older_database(tmp_path: Path, backend: str) -> Iterator[str]:
-    """A database migrated only to OLDER_REVISION, removed after."""
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'older.db'}"
-        upgrade(url, OLDER_REVISION)
-        yield url
-        return
-    base = sa.make_url(os.environ["TEST_DATABASE_URL"])
-    name = f"smsgw_t_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-        url = base.set(database=name).render_as_string(hide_password=False)
-        upgrade(url, OLDER_REVISION)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
-
-
 def test_a_schema_behind_the_latest_migration_says_run_init(good, deployment, tmp_path) -> None:
-    with _older_database(tmp_path, deployment.backend) as url:
+    with fresh_database(tmp_path, deployment.backend, seed=False, revision=OLDER_REVISION) as url:
         report = _doctor({**good, "DATABASE_URL": url})
     assert report.code == 1
     assert not report.lines["schema"][0]

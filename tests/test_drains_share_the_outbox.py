@@ -7,7 +7,6 @@ holds only because a live drain renews its lease and recovery takes only expired
 """
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -22,25 +21,12 @@ from smsgw.messaging.outbox import Queued, enqueue_many
 from smsgw.models import OutboundMessage
 from tests.fake_at import FakeAfricasTalking
 from tests.support.databases import ON_POSTGRES, fresh_database
+from tests.support.processes import gateway_env
 
 API_KEY = "test-key"
 MESSAGES = 10_000
 RECIPIENTS_PER_TEXT = 10  # many requests per 500-row batch: a batch outlasts the lease
 LEASE_SECONDS = 3
-
-
-def _env(url: str, fake: FakeAfricasTalking) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "SMSGW_GATEWAY": "africastalking",
-        "AT_USERNAME": "sandbox",
-        "AT_API_KEY": API_KEY,
-        "AT_API_BASE": fake.base_url,
-        "OUTBOX_LEASE_SECONDS": str(LEASE_SECONDS),
-    }
-    env.pop("TEST_DATABASE_URL", None)
-    return env
 
 
 def _left(db: Database) -> int:
@@ -66,7 +52,7 @@ def test_three_drains_and_a_slow_gateway_send_each_message_exactly_once(tmp_path
             enqueue_many(session, batch, purpose="reply")
         processes: list[subprocess.Popen] = []
         with FakeAfricasTalking(api_key=API_KEY, delay_seconds=0.1) as fake:
-            env = _env(url, fake)
+            env = gateway_env(url, fake, OUTBOX_LEASE_SECONDS=str(LEASE_SECONDS))
             logs = [(tmp_path / f"drain-{i}.log").open("wb") for i in range(3)]
             try:
                 processes.append(subprocess.Popen([sys.executable, "-m", "smsgw", "scheduler"], env=env, stdout=logs[0], stderr=subprocess.STDOUT))
@@ -106,7 +92,7 @@ def test_a_following_drain_sends_what_is_queued_and_stops_cleanly(tmp_path) -> N
         log = tmp_path / "follow.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "smsgw", "outbox", "drain", "--follow"], env=_env(url, fake), stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "smsgw", "outbox", "drain", "--follow"], env=gateway_env(url, fake, OUTBOX_LEASE_SECONDS=str(LEASE_SECONDS)), stdout=out, stderr=subprocess.STDOUT
             )
         try:
             for n in range(3):

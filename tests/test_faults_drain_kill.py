@@ -11,7 +11,6 @@ request in flight: the test counts them exactly.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from smsgw.messaging.outbox import LEASE, enqueue, recover_stale
 from smsgw.models import OutboundMessage
 from tests.fake_at import FakeAfricasTalking
 from tests.support.databases import BACKENDS, fresh_database
+from tests.support.processes import gateway_env
 
 API_KEY = "kill-key"
 DELAY = 0.1  # seconds per gateway request
@@ -51,14 +51,7 @@ def outbox_db(request, tmp_path) -> Iterator[Database]:
 
 
 def _drain(url: str, fake: FakeAfricasTalking) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "SMSGW_GATEWAY": "africastalking",
-        "AT_USERNAME": "sandbox",
-        "AT_API_KEY": API_KEY,
-        "AT_API_BASE": fake.base_url,
-    }
+    env = gateway_env(url, fake)
     return subprocess.Popen(
         [sys.executable, "-m", "smsgw", "outbox", "drain"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )

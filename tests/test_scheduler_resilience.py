@@ -8,7 +8,6 @@ and what it logged about the fault is one line per failure, not a traceback.
 """
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import subprocess
@@ -26,6 +25,7 @@ from smsgw.messaging.outbox import enqueue
 from smsgw.models import RuntimeState
 from tests.fake_at import FakeAfricasTalking
 from tests.support.databases import ON_POSTGRES, fresh_database
+from tests.support.processes import gateway_env
 from tests.support.tcp_proxy import TcpProxy
 
 API_KEY = "test-key"
@@ -34,15 +34,7 @@ AFTER_FAULT = 30.0
 
 
 def _start_scheduler(url: str, fake: FakeAfricasTalking, log: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "SMSGW_GATEWAY": "africastalking",
-        "AT_USERNAME": "sandbox",
-        "AT_API_KEY": API_KEY,
-        "AT_API_BASE": fake.base_url,
-    }
-    env.pop("TEST_DATABASE_URL", None)
+    env = gateway_env(url, fake)
     with log.open("wb") as out:
         return subprocess.Popen([sys.executable, "-m", "smsgw", "scheduler"], env=env, stdout=out, stderr=subprocess.STDOUT)
 

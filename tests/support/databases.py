@@ -26,11 +26,11 @@ BACKENDS = ["sqlite"] + (["postgresql"] if ON_POSTGRES else [])
 
 
 @contextmanager
-def fresh_database(tmp_path: Path, backend: str, *, seed: bool = True) -> Iterator[str]:
-    """The URL of a new database, migrated (and seeded with the demo), removed after."""
+def fresh_database(tmp_path: Path, backend: str, *, seed: bool = True, revision: str = "head") -> Iterator[str]:
+    """The URL of a new database, migrated to ``revision`` (and seeded with the demo), removed after."""
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / f'own-{uuid.uuid4().hex[:8]}.db'}"
-        _prepare(url, seed)
+        _prepare(url, seed, revision)
         yield url
         return
     base = sa.make_url(os.environ["TEST_DATABASE_URL"])
@@ -40,7 +40,7 @@ def fresh_database(tmp_path: Path, backend: str, *, seed: bool = True) -> Iterat
         with admin.connect() as conn:
             conn.exec_driver_sql(f"CREATE DATABASE {name}")
         url = base.set(database=name).render_as_string(hide_password=False)
-        _prepare(url, seed)
+        _prepare(url, seed, revision)
         yield url
     finally:
         with admin.connect() as conn:
@@ -48,8 +48,8 @@ def fresh_database(tmp_path: Path, backend: str, *, seed: bool = True) -> Iterat
         admin.dispose()
 
 
-def _prepare(url: str, seed: bool) -> None:
-    upgrade(url)
+def _prepare(url: str, seed: bool, revision: str) -> None:
+    upgrade(url, revision)
     if not seed:
         return
     db = Database(url)

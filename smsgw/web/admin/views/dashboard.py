@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import current_app, render_template
@@ -22,6 +21,7 @@ from smsgw.models import (
     OutboundMessage,
     PriceObservation,
 )
+from smsgw.phones import country_of_prefix
 from smsgw.services import health
 from smsgw.services.bulletins import estimated_cost
 from smsgw.web.admin import bp
@@ -57,17 +57,6 @@ class Stats:
     pending_prices: int = 0
     open_orders: int = 0
     last_run: BulletinRun | None = None
-
-
-def _country_of_prefix(prefix: str) -> str | None:
-    """The region of a ``+CCC`` prefix (country codes never prefix one another)."""
-    digits = prefix.lstrip("+")
-    for size in (1, 2, 3):
-        if len(digits) >= size and digits[:size].isdigit():
-            region = phonenumbers.region_code_for_country_code(int(digits[:size]))
-            if region != "ZZ":
-                return region
-    return None
 
 
 def local_bounds(zone: ZoneInfo, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -108,7 +97,7 @@ def dashboard_stats(session: so.Session, settings: Mapping[str, Any], now: dt.da
     for head, segments in session.execute(sa.select(prefix, sa.func.sum(out.segments)).where(out.created_at >= month).group_by(prefix)):
         segments = int(segments or 0)
         stats.segments_month += segments
-        currency = currencies.get(_country_of_prefix(head or ""))
+        currency = currencies.get(country_of_prefix(head or ""))
         if currency:
             stats.cost_month[currency] = stats.cost_month.get(currency, decimal.Decimal(0)) + estimated_cost(segments, currency, settings)
     for currency, total in session.execute(
