@@ -169,13 +169,14 @@ def contact_countries(session: so.Session) -> dict[str, int]:
 
 
 def sender_ids_check(session: so.Session, settings: Mapping[str, Any]) -> Check:
-    """Every country with contacts has its sender id in SMSGW_SENDER_IDS.
-
-    Only SMSGW_SENDER_IDS counts: it is the sender id bulletins go out with, per
-    country (``bulletins.Policy``); no sender reads AT_SENDER_ID. Numbers of no known
-    country are left out: no setting could name them.
+    """Every country with contacts has a sender id: its own in SMSGW_SENDER_IDS (what its
+    bulletins go out with), or AT_SENDER_ID, which every message without one of its own
+    uses. Numbers of no known country are left out: no setting could name them.
     """
-    senders = Policy.from_settings(settings).sender_ids
+    senders = dict(Policy.from_settings(settings).sender_ids)
+    if settings.get("AT_SENDER_ID"):
+        for country in contact_countries(session):
+            senders.setdefault(country, str(settings["AT_SENDER_ID"]))
     countries = contact_countries(session)
     if not countries:
         return Check("sender ids", True, "no contacts yet")
@@ -183,7 +184,7 @@ def sender_ids_check(session: so.Session, settings: Mapping[str, Any]) -> Check:
     if missing:
         listed = ", ".join(f"{country} ({countries[country]} contacts)" for country in missing)
         example = ",".join(f"{country}=YOURID" for country in missing)
-        return Check("sender ids", False, f"no sender id for {listed}: add {example} to SMSGW_SENDER_IDS (else AT sends from its shared default)")
+        return Check("sender ids", False, f"no sender id for {listed}: add {example} to SMSGW_SENDER_IDS, or set AT_SENDER_ID (else AT sends from its shared default)")
     return Check("sender ids", True, ", ".join(f"{country} {senders[country]} ({countries[country]} contacts)" for country in sorted(countries)))
 
 

@@ -261,3 +261,16 @@ def _entry(code: object, number: str, status: str, cost: str = "0", message_id: 
         "cost": cost,
         "messageId": message_id,
     }
+
+
+def test_at_sender_id_is_used_for_messages_without_their_own(fake) -> None:
+    from smsgw.config import load_settings
+    from smsgw.messaging.gateways import build_gateway
+
+    settings = load_settings({
+        "SMSGW_GATEWAY": "africastalking", "AT_API_KEY": API_KEY, "AT_API_BASE": fake.base_url, "AT_SENDER_ID": "SOKO",
+    })
+    gateway = build_gateway(settings)
+    gateway.send("A reply", [PHONES[0]], None)
+    gateway.send("A bulletin", [PHONES[1]], "SOKOSN")
+    assert [request.sender_id for request in fake.requests] == ["SOKO", "SOKOSN"]

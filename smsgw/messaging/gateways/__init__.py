@@ -50,6 +50,7 @@ def build_gateway(settings: Mapping[str, Any]) -> Gateway:
             username=settings["AT_USERNAME"],
             api_key=settings["AT_API_KEY"],
             api_base=settings["AT_API_BASE"] or None,
+            default_sender=settings.get("AT_SENDER_ID") or None,
         )
     else:
         from smsgw.messaging.gateways.console import ConsoleGateway

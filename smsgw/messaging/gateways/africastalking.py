@@ -79,6 +79,7 @@ class AfricasTalkingGateway:
         api_key: str,
         api_base: str | None = None,
         timeout: Timeout = DEFAULT_TIMEOUT_S,
+        default_sender: str | None = None,
     ) -> None:
         with warnings.catch_warnings():
             # initialize() builds every service; the WhatsApp one warns on each sandbox
@@ -95,6 +96,9 @@ class AfricasTalkingGateway:
             self._sms._baseUrl = base
             self._sms._contentUrl = base
         self.timeout = timeout
+        # AT_SENDER_ID: for messages queued without a sender id of their own (replies,
+        # order news); bulletins carry their country's from SMSGW_SENDER_IDS.
+        self.default_sender = default_sender or None
         self._recorder: _StatusRecorder | None = None
         # Every POST of the SDK goes through this private helper, the one place its
         # response object (and so its status code) is visible; without it all HTTP
@@ -123,7 +127,7 @@ class AfricasTalkingGateway:
             answer = self._sms.send(
                 text,
                 recipients,
-                sender_id=sender_id or None,
+                sender_id=sender_id or self.default_sender,
                 enqueue=len(recipients) >= ENQUEUE_FROM,
                 timeout=self.timeout,
             )
