@@ -31,3 +31,14 @@ def current_revision(engine: sa.Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def stored_revisions(conn: sa.Connection) -> frozenset[str]:
+    """The revisions recorded in the database (empty when never migrated).
+
+    Read from the table itself: Alembic's context logs its set-up at INFO on every call,
+    which would fill the log of every /healthz probe and start-up check.
+    """
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return frozenset()
+    return frozenset(conn.scalars(sa.text("SELECT version_num FROM alembic_version")))

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy as sa
 import sqlalchemy.exc
 
 from smsgw.config import ConfigError
@@ -31,23 +30,24 @@ def check_ready(settings: Mapping[str, Any]) -> None:
 
 def require_schema(settings: Mapping[str, Any]) -> None:
     """Raise ConfigError unless the database is at the latest migration."""
+    from smsgw.migrate import stored_revisions
     from smsgw.services.health import head_revisions
 
     engine = make_engine(settings["DATABASE_URL"], connect_timeout=int(settings["DATABASE_CONNECT_TIMEOUT"]))
     try:
-        # Read-only: on SQLite this must not wait behind (or block) a writer. Read the
-        # table itself: Alembic's context would log its set-up lines before our one line.
+        # Read-only: on SQLite this must not wait behind (or block) a writer.
         with engine.execution_options(**{READ_ONLY: True}).connect() as conn:
-            current = conn.scalar(sa.text("SELECT version_num FROM alembic_version")) if sa.inspect(conn).has_table("alembic_version") else None
+            current = stored_revisions(conn)
     except sqlalchemy.exc.OperationalError as exc:
         reason = str(exc.orig or exc).strip().splitlines()[0]
         log.warning("database not reachable at start (%s); starting anyway, /healthz reports it", reason)
         return
     finally:
         engine.dispose()
-    if current is None:
+    if not current:
         raise ConfigError("the database at DATABASE_URL has no schema: run `smsgw init` first")
-    if current not in head_revisions():
+    if current != head_revisions():
         raise ConfigError(
-            f"the database at DATABASE_URL is at migration {current}, not the latest: run `smsgw init` to upgrade it"
+            f"the database at DATABASE_URL is at migration {', '.join(sorted(current))}, not the latest: "
+            "run `smsgw init` to upgrade it"
         )

@@ -81,9 +81,9 @@ def head_revisions() -> frozenset[str]:
 
 
 def _schema(session: so.Session) -> Check:
-    from alembic.runtime.migration import MigrationContext
+    from smsgw.migrate import stored_revisions
 
-    current = frozenset(MigrationContext.configure(session.connection()).get_current_heads())
+    current = stored_revisions(session.connection())
     head = head_revisions()
     if current == head:
         return Check("schema", True, f"at {', '.join(sorted(head))}")
