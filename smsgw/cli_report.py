@@ -1,7 +1,6 @@
 """``smsgw report bargaining`` and ``smsgw report dispersion``: the analytics from the database."""
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -13,6 +12,7 @@ import pandas as pd
 
 from smsgw.cli import main
 from smsgw.config import load_settings
+from smsgw.csv_safe import SafeDictWriter
 from smsgw.db import Database
 
 FORMATS = click.Choice(["text", "json", "csv"])
@@ -120,11 +120,7 @@ def dispersion(commodity: str, kind: str, freq: str, since: dt.datetime | None, 
     if fmt == "json":
         _emit(json.dumps({k: result[k] for k in ("commodity", "freq", "periods", "trend")}, indent=2))
     elif fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=["period", "n_markets", "cv", "mean_abs_log_diff"], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(result["periods"])
-        _emit(out.getvalue())
+        _emit(dispersion_csv(result["periods"]))
     else:
         _emit(_dispersion_text(result, kind))
     if plots is not None:
@@ -133,6 +129,15 @@ def dispersion(commodity: str, kind: str, freq: str, since: dt.datetime | None, 
         fig = figures.dispersion(dispersion_table(series, cfg), commodity, note)
         for path in figures.write({f"dispersion_{commodity}": fig}, plots):
             click.echo(f"wrote {path}", err=True)
+
+
+def dispersion_csv(periods: list[dict]) -> str:
+    """The dispersion periods as CSV (cells neutralised against formula injection)."""
+    out = io.StringIO()
+    writer = SafeDictWriter(out, fieldnames=["period", "n_markets", "cv", "mean_abs_log_diff"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(periods)
+    return out.getvalue()
 
 
 def _excluded(result: dict) -> str:

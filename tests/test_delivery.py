@@ -157,5 +157,63 @@ def test_bad_fields_never_raise(session, extra) -> None:
     fields = {"id": "ATXid_bad", "status": "Buffered", "phoneNumber": PHONE, **extra}
     report = record_delivery_report(session, fields)
     session.commit()
-    assert report is not None and report.outbound_id == message.id
+    if "phoneNumber" in extra:
+        # Not the recipient's number: stored, applied to nothing.
+        assert report is None and _reports(session, "ATXid_bad")[-1].outbound_id is None
+    else:
+        assert report is not None and report.outbound_id == message.id
     assert message.status == "sent"
+
+
+# ------------------------------------------------------------------ the report's number
+
+@pytest.mark.parametrize(
+    "number",
+    ["+254700000302", "+221700000301", "", "   ", "not a number", "+254 7OO OOO 3O1", "+2547000003010", None],
+)
+def test_a_report_for_another_number_is_stored_but_changes_nothing(session, number) -> None:
+    gateway_id = f"ATXid_forged_{abs(hash(number))}"
+    message = _sent(session, gateway_id)
+    fields = {"id": gateway_id, "status": "Failed", "failureReason": "Forged", "networkCode": "63902"}
+    if number is not None:
+        fields["phoneNumber"] = number
+    assert record_delivery_report(session, fields) is None
+    session.commit()
+    session.refresh(message)
+    assert (message.status, message.last_error, message.final_at) == ("sent", "", None)
+    (stored,) = _reports(session, gateway_id)
+    assert (stored.status, stored.failure_reason, stored.outbound_id) == ("Failed", "Forged", None)
+    assert stored.phone == ((number or "").strip()[:16] or None)
+
+
+def test_a_forged_success_does_not_settle_a_failed_message_either(session) -> None:
+    message = _sent(session, "ATXid_forged_success", status="failed")
+    assert _report(session, "ATXid_forged_success", "Success", phoneNumber="+254700000999") is None
+    assert message.status == "failed"
+
+
+@pytest.mark.parametrize("number", [PHONE, " +254700000301 ", "0700000301", "00254700000301", "+254 700 000 301", "254700000301"])
+def test_the_recipients_number_in_any_usual_form_applies(session, number) -> None:
+    gateway_id = f"ATXid_same_{abs(hash(number))}"
+    message = _sent(session, gateway_id)
+    report = _report(session, gateway_id, "Success", phoneNumber=number)
+    assert report is not None and report.outbound_id == message.id
+    assert message.status == "delivered"
+
+
+def test_a_national_number_is_read_in_the_recipients_country(session) -> None:
+    message = enqueue(session, to="+221770000301", text="Mil 250", purpose="reply", key="dlr:sn")
+    message.status, message.gateway_message_id, message.sent_at = "sent", "ATXid_sn", utcnow()
+    session.commit()
+    assert _report(session, "ATXid_sn", "Success", phoneNumber="77 000 03 01") is not None
+    assert message.status == "delivered"
+
+
+def test_on_the_webhook_a_forged_report_changes_nothing(client, session) -> None:
+    message = _sent(session, "ATXid_forged_web")
+    fields = {"id": "ATXid_forged_web", "status": "Success", "phoneNumber": "+254700000001"}
+    assert client.post("/at/delivery", data=fields).status_code == 200
+    session.expire_all()
+    assert session.get(OutboundMessage, message.id).status == "sent"
+    (stored,) = _reports(session, "ATXid_forged_web")
+    assert (stored.status, stored.outbound_id) == ("Success", None)

@@ -1,10 +1,11 @@
 """Render reports as text for a terminal, JSON for programs and CSV for spreadsheets."""
 from __future__ import annotations
 
-import csv
 import io
 import json
 from typing import Any
+
+from smsgw.csv_safe import SafeDictWriter
 
 LABELS = {
     "price_share": "Farmer price share (PRIMARY): price / reference, geometric mean",
@@ -47,7 +48,7 @@ def render_json(report: dict[str, Any]) -> str:
 def render_csv(report: dict[str, Any]) -> str:
     """One CSV row per indicator and cell (the enrolment effect as its own row)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer = SafeDictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in report["rows"]:
         tr, ci = row["trend"], row["ci"] or [None, None]

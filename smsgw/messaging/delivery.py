@@ -4,6 +4,10 @@ Reports arrive late, twice, and out of order (a ``Buffered`` after the ``Success
 each is stored and may only move its message towards an end: a ``Sent`` never reopens
 a delivered or failed message, and a failure never undoes a delivery. AT's ``Success``
 is authoritative, so it wins even over an earlier failure report.
+
+A report's number must be the message's recipient: the webhook token is the only other
+guard, and a report that names another number (forged, or for someone else) is kept
+for the record but changes nothing.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import sqlalchemy.orm as so
 
 from smsgw.db import utcnow
 from smsgw.models import DeliveryReport, OutboundMessage
-from smsgw.phones import mask_phone
+from smsgw.phones import InvalidPhone, country_of_prefix, mask_phone, normalize_phone
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,9 @@ MAY_BECOME_SENT = frozenset({"queued", "sending", "sent", "unknown"})
 
 def record_delivery_report(session: so.Session, fields: Mapping[str, str]) -> DeliveryReport | None:
     """Store one report and apply it; None when it has no id or matches no message.
+
+    A report whose ``phoneNumber`` is not the message's recipient matches no message:
+    it is stored unlinked and changes nothing.
 
     Never raises on bad fields: AT repeats a callback that errors, and a malformed one
     would fail the same way every time. The caller commits.
@@ -54,12 +61,17 @@ def record_delivery_report(session: so.Session, fields: Mapping[str, str]) -> De
         .limit(1)
         .with_for_update()
     ).first()
+    phone = mask_phone(report.phone or "")
+    if message is not None and not _same_number(fields.get("phoneNumber"), message.to_phone):
+        # Forged, or AT's id reused: kept unlinked, so the message's history stays true.
+        log.warning("delivery report %s names %s, not the message's recipient: not applied", status, phone)
+        message = None
+    elif message is None:
+        # Kept for the record; the drain may not have stored this id yet.
+        log.info("delivery report %s for an unknown message (%s)", status, phone)
     report.outbound_id = message.id if message is not None else None
     session.add(report)
     if message is None:
-        # Kept for the record; the drain may not have stored this id yet.
-        phone = mask_phone(report.phone or "")
-        log.info("delivery report %s for an unknown message (%s)", status, phone)
         return None
     _apply(message, status.lower(), report.failure_reason or status)
     return report
@@ -82,6 +94,20 @@ def _apply(message: OutboundMessage, status: str, reason: str) -> None:
             message.status = "failed"
             message.final_at = now
             message.last_error = reason
+
+
+def _same_number(raw: object, recipient: str | None) -> bool:
+    """Whether a report's number is ``recipient``, normalised as inbound numbers are.
+
+    A national-format number is read in the recipient's own country; a missing or
+    invalid number never matches.
+    """
+    if not recipient or not isinstance(raw, str) or len(raw) > 64:
+        return False
+    try:
+        return normalize_phone(raw, country_of_prefix(recipient) or "ZZ") == recipient
+    except InvalidPhone:
+        return False
 
 
 def _text(fields: Mapping[str, str], key: str, width: int) -> str:

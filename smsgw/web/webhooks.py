@@ -34,13 +34,30 @@ _hop_workers = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_
 
 @bp.before_request
 def check_token() -> None:
-    """With WEBHOOK_TOKEN set, refuse callbacks that do not carry it (constant-time)."""
+    """Refuse callbacks without WEBHOOK_TOKEN (when set, constant-time), then bodies over the limit."""
     request.max_content_length = MAX_CALLBACK_BYTES
     expected = current_app.config["WEBHOOK_TOKEN"]
     # Compared as bytes: compare_digest refuses str with non-ASCII characters (a 500).
     given = request.args.get("token", "").encode()
     if expected and not hmac.compare_digest(given, str(expected).encode()):
         abort(403)
+    _read_body_within_limit()
+
+
+def _read_body_within_limit() -> None:
+    """Read the whole body now, at most MAX_CALLBACK_BYTES, or answer 413.
+
+    A chunked body has no Content-Length, and Werkzeug's form parser stops silently at
+    ``max_content_length``: a cut body would be stored as if whole. So one byte more
+    than the limit is allowed through the stream, and reaching it is a 413. The body is
+    cached, and ``request.form`` is then parsed from that cache, never from the socket.
+    """
+    # A Content-Length over this is refused before reading (Werkzeug raises the 413).
+    request.max_content_length = MAX_CALLBACK_BYTES + 1
+    body = request.get_data(cache=True)
+    request.max_content_length = MAX_CALLBACK_BYTES
+    if len(body) > MAX_CALLBACK_BYTES:
+        abort(413)
 
 
 def _form() -> dict[str, str]:

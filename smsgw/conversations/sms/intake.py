@@ -27,7 +27,7 @@ from smsgw.db import utcnow
 from smsgw.i18n import N_, Text
 from smsgw.messaging import outbox
 from smsgw.models import Contact, InboundMessage, OutboundMessage
-from smsgw.phones import InvalidPhone, mask_phone, normalize_phone
+from smsgw.phones import InvalidPhone, is_mobile, mask_phone, normalize_phone
 from smsgw.services.contacts import find_contact
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,9 @@ _AUTOMATED = re.compile(
 
 
 def _allowed(phone: str, settings: Mapping[str, Any]) -> bool:
+    """A number we answer: a mobile (never premium-rate) within SMSGW_ALLOWED_PREFIXES."""
     prefixes = [p.strip() for p in str(settings["SMSGW_ALLOWED_PREFIXES"]).split(",") if p.strip()]
-    return not prefixes or any(phone.startswith(prefix) for prefix in prefixes)
+    return is_mobile(phone) and (not prefixes or any(phone.startswith(prefix) for prefix in prefixes))
 
 
 def _replies_since(session: so.Session, phone: str, since: dt.datetime) -> int:

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from smsgw.messaging.outbox import SendResult
+from smsgw.phones import is_mobile
 
 
 class Gateway(Protocol):
@@ -18,10 +19,12 @@ class Gateway(Protocol):
 
 
 class AllowedPrefixes:
-    """Sends only to numbers in the configured country prefixes, whoever queued the message.
+    """Sends only to mobile numbers in the configured country prefixes, whoever queued the message.
 
     Inbound SMS from elsewhere get no reply, but a number can also enter by USSD roaming
-    or the admin; the last check before money is spent is here.
+    or the admin; the last check before money is spent is here. A premium-rate or
+    fixed-line number inside our prefixes is refused too: a reply there costs money
+    (SMS pumping) and reaches no farmer. No prefixes means any country, mobiles only.
     """
 
     def __init__(self, inner: Gateway, prefixes: list[str]) -> None:
@@ -30,18 +33,28 @@ class AllowedPrefixes:
         self.prefixes = tuple(prefixes)
 
     def send(self, text: str, recipients: list[str], sender_id: str | None) -> list[SendResult]:
-        """Fail the recipients outside the prefixes; hand the rest to the real gateway."""
-        allowed = [phone for phone in recipients if phone.startswith(self.prefixes)]
-        refused = [
-            SendResult(phone, "failed", error="outside SMSGW_ALLOWED_PREFIXES")
-            for phone in recipients
-            if not phone.startswith(self.prefixes)
-        ]
+        """Fail the recipients we must not send to (with the reason); hand the rest to the real gateway."""
+        refused: list[SendResult] = []
+        allowed: list[str] = []
+        for phone in recipients:
+            reason = self.refusal(phone)
+            if reason:
+                refused.append(SendResult(phone, "failed", error=reason))
+            else:
+                allowed.append(phone)
         return refused + (self.inner.send(text, allowed, sender_id) if allowed else [])
+
+    def refusal(self, phone: str) -> str:
+        """Why ``phone`` may not be sent to, or "" when it may."""
+        if self.prefixes and not phone.startswith(self.prefixes):
+            return "outside SMSGW_ALLOWED_PREFIXES"
+        if not is_mobile(phone):
+            return "not a mobile number (premium-rate, fixed line or invalid)"
+        return ""
 
 
 def build_gateway(settings: Mapping[str, Any]) -> Gateway:
-    """The gateway named by SMSGW_GATEWAY, limited to SMSGW_ALLOWED_PREFIXES when set."""
+    """The gateway named by SMSGW_GATEWAY, limited to mobiles (in SMSGW_ALLOWED_PREFIXES when set)."""
     gateway: Gateway
     if settings["SMSGW_GATEWAY"] == "africastalking":
         from smsgw.messaging.gateways.africastalking import AfricasTalkingGateway
@@ -57,4 +70,5 @@ def build_gateway(settings: Mapping[str, Any]) -> Gateway:
 
         gateway = ConsoleGateway()
     prefixes = [p.strip() for p in str(settings.get("SMSGW_ALLOWED_PREFIXES", "")).split(",") if p.strip()]
-    return AllowedPrefixes(gateway, prefixes) if prefixes else gateway
+    # Always wrapped: the mobile-only rule holds even when every country is allowed.
+    return AllowedPrefixes(gateway, prefixes)

@@ -10,7 +10,7 @@ import logging
 import re
 from typing import Any
 
-from flask import Blueprint, Flask, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, Response, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
@@ -27,6 +27,42 @@ bp = Blueprint(
     static_folder="static",
     static_url_path="/static",
 )
+
+# The largest id the database's integer columns hold (PostgreSQL INTEGER; SQLite goes further).
+MAX_ID = 2**31 - 1
+# C0 controls, DEL and C1 controls: never in a query value, a path or a header-bound value.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# In form bodies free text may hold tab and line breaks, nothing else.
+FORM_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def refuse_hostile() -> None:
+    """Before every admin request (and before the sign-in check): 400 for control characters
+    in the path, a query argument or a form value, 404 for an id no row can have.
+
+    Keeps NUL bytes away from the database (PostgreSQL refuses them in text), line breaks
+    away from headers (``next=``) and ids beyond the integer columns' range away from
+    queries (PostgreSQL raises on them): hostile URLs get 400/404, never a 500.
+    """
+    if CONTROL.search(request.path):
+        abort(404)
+    for key, value in request.args.items(multi=True):
+        if CONTROL.search(key) or CONTROL.search(value):
+            abort(400)
+    if request.method not in ("GET", "HEAD", "OPTIONS") and request.mimetype in (
+        "application/x-www-form-urlencoded", "multipart/form-data"
+    ):
+        for key, value in request.form.items(multi=True):
+            if CONTROL.search(key) or FORM_CONTROL.search(value) or (key == "next" and CONTROL.search(value)):
+                abort(400)
+    for value in (request.view_args or {}).values():
+        if isinstance(value, int) and not isinstance(value, bool) and not -MAX_ID - 1 <= value <= MAX_ID:
+            abort(404)
+        if isinstance(value, str) and CONTROL.search(value):
+            abort(404)
+
+
+bp.before_request(refuse_hostile)
 bp.before_request(guard)
 
 # (endpoint, label, role needed to see it): the menu shows what the operator may open.

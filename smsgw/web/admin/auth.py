@@ -183,6 +183,7 @@ def check_credentials(email: str, password: str) -> OperatorUser | None:
 
 def safe_next(target: str | None) -> str:
     """Where to go after sign-in: an admin path on this site, never another host."""
-    if target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target:
+    if (target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target
+            and target.isprintable()):  # no control characters: a line break would split the Location header
         return target
     return url_for("admin.dashboard")

@@ -30,7 +30,23 @@ class Page:
 def page_number() -> int:
     """The ``page`` query argument, 1 when missing or silly."""
     raw = request.args.get("page", "1")
-    return max(1, min(int(raw), 10_000)) if raw.isdigit() else 1
+    # ASCII digits only ("²".isdigit() is true but int() refuses it); huge values are capped
+    # before int() (which refuses strings of more than 4300 digits).
+    if not (raw.isascii() and raw.isdigit()):
+        return 1
+    digits = raw.lstrip("0")
+    return 10_000 if len(digits) > 5 else max(1, min(int(digits or "0"), 10_000))
+
+
+MAX_ID = 2**31 - 1  # the largest value an INTEGER column holds (PostgreSQL refuses more)
+
+
+def id_or_none(raw: str | None) -> int | None:
+    """``raw`` as a row id when it is one (ASCII digits, within the integer range), else None."""
+    text = (raw or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or not 0 < int(text) <= MAX_ID:
+        return None
+    return int(text)
 
 
 def paginate(db: so.Session, query: sa.Select[Any], per_page: int = PER_PAGE, scalars: bool = True) -> Page:

@@ -17,7 +17,7 @@ from smsgw.web.admin.auth import requires
 from smsgw.web.admin.forms import PriceFilterForm, ReviewForm, UploadForm, options
 from smsgw.web.admin.i18n import tr
 from smsgw.web.admin.labels import choices
-from smsgw.web.admin.views.common import args_without_page, db, paginate
+from smsgw.web.admin.views.common import args_without_page, db, id_or_none, paginate
 
 REVIEW_PAGE = 20
 
@@ -38,18 +38,18 @@ def prices() -> str:
     """Every price with filters, newest first."""
     session = db()
     form = _filter_form(session)
-    form.validate()
+    form.validate()  # a value outside a select's choices is ignored (no int() of hostile text)
     query = sa.select(PriceObservation).options(
         so.joinedload(PriceObservation.commodity), so.joinedload(PriceObservation.market),
         so.joinedload(PriceObservation.unit), so.joinedload(PriceObservation.grade),
     )
-    if form.commodity.data:
-        query = query.where(PriceObservation.commodity_id == int(form.commodity.data))
-    if form.market.data:
-        query = query.where(PriceObservation.market_id == int(form.market.data))
-    if form.status.data:
+    if form.commodity.data and not form.commodity.errors and id_or_none(form.commodity.data) is not None:
+        query = query.where(PriceObservation.commodity_id == id_or_none(form.commodity.data))
+    if form.market.data and not form.market.errors and id_or_none(form.market.data) is not None:
+        query = query.where(PriceObservation.market_id == id_or_none(form.market.data))
+    if form.status.data and not form.status.errors:
         query = query.where(PriceObservation.status == form.status.data)
-    if form.kind.data:
+    if form.kind.data and not form.kind.errors:
         query = query.where(PriceObservation.kind == form.kind.data)
     if form.since.data and not form.since.errors:
         query = query.where(PriceObservation.observed_on >= form.since.data)
