@@ -13,14 +13,13 @@ import threading
 from typing import Any
 
 import sqlalchemy.orm as so
-
 from flask import Blueprint, Response, abort, current_app, request
 
 from smsgw.conversations.sms.intake import receive
 from smsgw.conversations.ussd.session import apology, handle_hop, record_end
+from smsgw.db import Database
 from smsgw.messaging.delivery import record_delivery_report
 from smsgw.phones import InvalidPhone, mask_phone, normalize_phone
-from smsgw.db import Database
 from smsgw.web.database import get_db, get_session
 
 log = logging.getLogger(__name__)
