@@ -315,8 +315,10 @@ def orders_sweep() -> None:
 
     orders_job()
     click.echo("orders swept")
-from smsgw import cli_prices  # noqa: E402,F401  (registers the prices commands)
-from smsgw import cli_users  # noqa: E402,F401  (registers the users commands)
-from smsgw import cli_report  # noqa: E402,F401  (registers the report commands)
-from smsgw import cli_contacts  # noqa: E402,F401  (registers the contacts commands)
-from smsgw import cli_doctor  # noqa: E402,F401  (registers the doctor command)
+from smsgw import (
+    cli_contacts,  # noqa: F401  (registers the contacts commands)
+    cli_doctor,  # noqa: F401  (registers the doctor command)
+    cli_prices,  # noqa: F401  (registers the prices commands)
+    cli_report,  # noqa: F401  (registers the report commands)
+    cli_users,  # noqa: F401  (registers the users commands)
+)

@@ -7,6 +7,7 @@ instead of failing on the first farmer who meets it.
 from __future__ import annotations
 
 import decimal
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -89,28 +90,24 @@ def environment(value: Any) -> None:
         raise Invalid(f"must be one of {', '.join(ENVIRONMENTS)}")
 
 
-def at_least(low: float, high: float | None = None) -> Callable[[Any], None]:
-    """A number in [low, high]."""
+def at_least(low: float, high: float | None = None, above: bool = False) -> Callable[[Any], None]:
+    """A finite number from ``low`` (or above it, with ``above``) up to ``high``."""
 
     def check(value: Any) -> None:
         try:
             number = float(value)
         except (TypeError, ValueError):
             raise Invalid("must be a number") from None
-        if number != number or number < low or (high is not None and number > high):
+        too_low = number <= low if above else number < low
+        if not math.isfinite(number) or too_low or (high is not None and number > high):
+            if above:
+                raise Invalid("must be above zero" if low == 0 else f"must be above {low:g}")
             raise Invalid(f"must be between {low:g} and {high:g}" if high is not None else f"must be at least {low:g}")
 
     return check
 
 
-def positive(value: Any) -> None:
-    """A number above zero."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise Invalid("must be a number") from None
-    if not number > 0 or number == float("inf"):
-        raise Invalid("must be above zero")
+positive = at_least(0, above=True)
 
 
 CHECKS: dict[str, Callable[[Any], None]] = {

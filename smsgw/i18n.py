@@ -63,12 +63,13 @@ def translations(lang: str) -> gettext.NullTranslations:
 
 
 def check_catalogs() -> None:
-    """Raise ``ConfigError`` now if any farmer or admin catalog is missing (a broken install)."""
-    from smsgw.web.admin.i18n import admin_translations
+    """Raise ``ConfigError`` now if any farmer or admin catalog is missing (a broken install).
 
+    The admin's is only looked for, not loaded: the scheduler has no reason to import Flask.
+    """
     for lang in LANGUAGES:
         translations(lang)
-    admin_translations("fr")
+    resources.catalog(LOCALES_DIR / "admin", "fr", "admin")
 
 
 class Text:
@@ -87,12 +88,12 @@ class Text:
         """Translate with the language's plural rule; ``n`` is available as %(n)s."""
         return self._t.ngettext(singular, plural, n) % {"n": n, **values}
 
-    def number(self, value: decimal.Decimal | float | int, digits: int = 0) -> str:
+    def number(self, value: decimal.Decimal | float, digits: int = 0) -> str:
         """A number with the locale's separators (GSM-7 spaces)."""
         pattern = "#,##0" + ("." + "0" * digits if digits else "")
         return normalize(format_decimal(value, format=pattern, locale=self.lang), self.lang)
 
-    def money(self, amount: decimal.Decimal | float | int, currency: str) -> str:
+    def money(self, amount: decimal.Decimal | float, currency: str) -> str:
         """A price as farmers read it: whole units when large, sign placed per language."""
         digits = 0 if currency == "XOF" or abs(decimal.Decimal(amount)) >= 100 else 2
         number = self.number(amount, digits)

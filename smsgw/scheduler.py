@@ -65,7 +65,7 @@ def guarded(job: Callable[[], None]) -> Callable[[], None]:
             return
         try:
             job()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (a job never ends the process)
             failures += 1
             wait = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))
             _failures[name] = (failures, time.monotonic() + wait)
@@ -218,11 +218,11 @@ def build_scheduler(settings: Mapping[str, Any]) -> BlockingScheduler:
     )
     scheduler.add_job(
         "smsgw.scheduler:heartbeat_job", "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat", replace_existing=True,
-        misfire_grace_time=30, next_run_time=dt.datetime.now(dt.timezone.utc),
+        misfire_grace_time=30, next_run_time=dt.datetime.now(dt.UTC),
     )
     # Checked at start-up too: a scheduler restarted during a market's bulletin window
     # picks the unfinished run up at once.
-    scheduler.add_job("smsgw.scheduler:bulletin_job", "interval", minutes=1, id="bulletins", replace_existing=True, next_run_time=dt.datetime.now(dt.timezone.utc))
+    scheduler.add_job("smsgw.scheduler:bulletin_job", "interval", minutes=1, id="bulletins", replace_existing=True, next_run_time=dt.datetime.now(dt.UTC))
     scheduler.add_job("smsgw.scheduler:orders_job", "interval", minutes=5, id="orders", replace_existing=True)
     scheduler.add_job("smsgw.scheduler:sessions_job", "interval", minutes=10, id="ussd-sessions", replace_existing=True)
     scheduler.add_job("smsgw.scheduler:cost_alert_job", "interval", minutes=10, id="cost-alert", replace_existing=True)
@@ -254,7 +254,7 @@ def main(settings: Mapping[str, Any] | None = None) -> None:
         except (KeyboardInterrupt, SystemExit):
             log.info("scheduler stopped")
             return
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (the scheduler starts again, whatever stopped it)
             failures = 1 if scheduler is not None and time.monotonic() - started > 60 else failures + 1
             wait = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))
             log.warning("scheduler stopped by an error (%s); starting again in %.0f s", error_line(exc), wait)
@@ -267,5 +267,5 @@ def _shutdown(scheduler: BlockingScheduler | None) -> None:
         return
     try:
         scheduler.shutdown(wait=False)
-    except Exception as exc:  # already stopped, or its job store unreachable: nothing to keep
+    except Exception as exc:  # noqa: BLE001  (already stopped, or its job store unreachable: nothing to keep)
         log.info("scheduler shutdown: %s", error_line(exc))

@@ -108,7 +108,9 @@ class Supervisor:
             child.argv,
             env=self.env,
             process_group=0,  # its own group: killpg reaches grandchildren, Ctrl-C does not
-            preexec_fn=_die_with_parent(os.getpid()),
+            # PR_SET_PDEATHSIG has no other door than preexec_fn; the supervisor starts
+            # children from its main thread only.
+            preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509
         )
         child.started = time.monotonic()
         child.restart_at = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from smsgw.models import Commitment, GroupOrder, OutboundMessage
-
 from tests.test_ussd_flows import Phone
 from tests.test_webhooks_sms import replies, send
 

@@ -75,7 +75,7 @@ def maize_order(session, *, days: float = 3, target: str = "100", **extra) -> Gr
         "commodity": commodity(session, "maize"),
         "target_quantity": Decimal(target),
         "unit": unit(session, "bag90"),
-        "price": Decimal("4350"),
+        "price": Decimal(4350),
         "deadline": utcnow() + dt.timedelta(days=days),
     }
     return orders.open_order(
@@ -130,8 +130,8 @@ def test_only_a_leader_of_the_group_opens_orders(session) -> None:
     [
         ({"target": "0"}, "bad_quantity"),
         ({"target": "-5"}, "bad_quantity"),
-        ({"price": Decimal("0")}, "bad_price"),
-        ({"price": Decimal("-1")}, "bad_price"),
+        ({"price": Decimal(0)}, "bad_price"),
+        ({"price": Decimal(-1)}, "bad_price"),
         ({"days": -1}, "bad_deadline"),
     ],
 )
@@ -159,7 +159,7 @@ def test_commits_in_any_unit_change_and_withdraw_keep_the_total_exact(session) -
     # 10 bags + 450 kg (5 bags) + 1 tonne (11.111 bags)
     assert result.total == Decimal("26.111") == order.committed_total == sql_sum(session, order)
     assert (result.members, result.percent, result.target) == (3, 26, Decimal(100))
-    assert result.unit.code == "bag90" and result.unit_price == Decimal("4350")
+    assert result.unit.code == "bag90" and result.unit_price == Decimal(4350)
 
     result = orders.commit(session, order.id, peter, Decimal(4), now=now, event_key="u4")
     assert result.total == Decimal("20.111") == sql_sum(session, order) and result.members == 3

@@ -41,8 +41,14 @@ BAD_SETTINGS = [
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "smsgw", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "smsgw", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def _gunicorn(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """gunicorn started as the Procfile starts it."""
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    return subprocess.run([gunicorn, *GUNICORN], env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
 
 
 def _env(tmp_path: Path, url: str, **extra: str) -> dict[str, str]:
@@ -86,17 +92,12 @@ GUNICORN = ["-c", "python:smsgw.gunicorn_conf", "--bind", "127.0.0.1:0", "smsgw:
 
 @pytest.mark.parametrize(("key", "value", "advice"), [BAD_SETTINGS[0], BAD_SETTINGS[8], BAD_SETTINGS[19]])
 def test_gunicorn_refuses_a_bad_setting_before_it_forks(tmp_path, migrated, key, value, advice) -> None:
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    result = subprocess.run(
-        [gunicorn, *GUNICORN], env=_env(tmp_path, migrated, **{key: value}), cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+    result = _gunicorn(_env(tmp_path, migrated, **{key: value}), tmp_path)
     _assert_one_line(result, key, advice)
 
 
 def test_gunicorn_refuses_a_database_that_is_not_migrated(tmp_path) -> None:
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    env = _env(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
-    result = subprocess.run([gunicorn, *GUNICORN], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    result = _gunicorn(_env(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}"), tmp_path)
     _assert_one_line(result, "run `smsgw init`")
 
 

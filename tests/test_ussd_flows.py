@@ -111,7 +111,7 @@ def test_sale_report_is_stored_once_with_per_kg_price(client, session) -> None:
     assert (
         report.quantity == 10 and report.price == 4300 and report.buyer_type == "farm_gate_trader"
     )
-    assert abs(report.price_per_base - decimal.Decimal("4300") / 90) < decimal.Decimal("0.001")
+    assert abs(report.price_per_base - decimal.Decimal(4300) / 90) < decimal.Decimal("0.001")
 
 
 def test_implausible_price_asks_before_storing(client, session) -> None:

@@ -107,7 +107,7 @@ def test_sub_and_unsub(client, session) -> None:
     def count():
         return session.scalar(
             sa.select(sa.func.count(Subscription.id)).where(Subscription.contact_id == contact.id)
-        )  # noqa: E731
+        )
     assert count() == 3
     send(client, FARMER, "UNSUB POTATOES")
     assert count() == 2

@@ -31,12 +31,11 @@ def test_first_time_caller_chooses_language_then_sees_menu(app, client) -> None:
     for _ in range(2):  # AT may repeat a hop: the choice is stored once
         menu = client.post("/at/ussd", data={**hop, "text": "3"}).get_data(as_text=True)
         assert menu.startswith("CON 1 ")
-    with app.app_context():
-        with get_db().session() as session:
-            contacts = session.scalars(
-                sa.select(Contact).where(Contact.phone == "+254700000077")
-            ).all()
-            assert [(c.language, c.language_chosen) for c in contacts] == [("sw", True)]
+    with app.app_context(), get_db().session() as session:
+        contacts = session.scalars(
+            sa.select(Contact).where(Contact.phone == "+254700000077")
+        ).all()
+        assert [(c.language, c.language_chosen) for c in contacts] == [("sw", True)]
 
 
 @pytest.mark.parametrize(
@@ -73,10 +72,9 @@ def test_end_event_is_stored_even_for_unknown_session(app, client) -> None:
         },
     )
     assert response.status_code == 200
-    with app.app_context():
-        with get_db().session() as session:
-            row = session.scalar(sa.select(UssdSession).where(UssdSession.session_id == "ghost"))
-            assert row.status == "Incomplete" and row.duration_ms == 4200
+    with app.app_context(), get_db().session() as session:
+        row = session.scalar(sa.select(UssdSession).where(UssdSession.session_id == "ghost"))
+        assert row.status == "Incomplete" and row.duration_ms == 4200
 
 
 def test_a_failing_screen_ends_with_an_apology_in_the_callers_language(client, monkeypatch, caplog) -> None:

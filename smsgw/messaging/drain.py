@@ -140,7 +140,7 @@ def drain_forever(
                 recover_stale(session)
             while not stop.is_set() and drain_once(db, gateway, lease=lease, probe=probe).claimed:
                 probe = False
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (whatever fails, the drain lives on and says so)
             failures += 1
             wait = min(15.0, 2.0 ** failures)
             log.warning("drain failed (%s); trying again in %.0f s", error_line(exc), wait)
@@ -249,7 +249,7 @@ def _send_chunk(
     stats.requests += 1
     try:
         results = gateway.send(text, list(by_phone), sender_id)
-    except Exception as exc:  # the gateway's own errors are transient by default
+    except Exception as exc:  # noqa: BLE001  (the gateway's own errors are transient by default)
         log.warning("gateway %s raised %s", gateway.name, type(exc).__name__)
         stats.errors.append(type(exc).__name__)
         results = [SendResult(phone, "retry", error=f"{type(exc).__name__}: {exc}"[:200]) for phone in by_phone]

@@ -119,7 +119,7 @@ def _run_hop(database: Database, config: dict[str, Any], hop: dict[str, Any], ab
         else:
             session.commit()
         return body
-    except Exception:
+    except Exception:  # any failure is an apology on the screen, never a 500
         session.rollback()
         log.exception("USSD hop failed: session=%s phone=%s", hop["session_id"], mask_phone(hop["phone"]))
         return apology(_caller_language(session, hop["phone"], config["SMSGW_DEFAULT_LANG"]))
@@ -134,7 +134,7 @@ def _caller_language(session: so.Session, phone: str, default: str) -> str:
     try:
         contact = find_contact(session, phone)
         return contact.language if contact else default
-    except Exception:
+    except Exception:  # noqa: BLE001  (the apology must go out even if this read fails too)
         return default
 
 
