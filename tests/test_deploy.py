@@ -107,7 +107,7 @@ def test_the_deploy_section_gives_a_working_service(tmp_path) -> None:
             while True:
                 assert all(p.poll() is None for p in processes.values()), _logs(tmp_path)
                 try:
-                    health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5, check=False)
+                    health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
                     if health.status_code == 200:
                         break
                 except requests.ConnectionError:
@@ -120,13 +120,13 @@ def test_the_deploy_section_gives_a_working_service(tmp_path) -> None:
             doctor = subprocess.run([sys.executable, "-m", "smsgw", "doctor"], env=env, cwd=workdir, capture_output=True, text=True, timeout=120, check=False)
             assert doctor.returncode == 0, doctor.stdout + doctor.stderr
             # Without the token, Africa's Talking's URL is refused.
-            assert requests.post(f"http://127.0.0.1:{port}/at/ussd", data={"sessionId": "x"}, timeout=5, check=False).status_code == 403
+            assert requests.post(f"http://127.0.0.1:{port}/at/ussd", data={"sessionId": "x"}, timeout=5).status_code == 403
         finally:
             for process in processes.values():
                 process.send_signal(signal.SIGTERM)
             for process in processes.values():
                 try:
-                    process.wait(timeout=30, check=False)
+                    process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
