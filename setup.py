@@ -8,11 +8,11 @@ folders instead (``smsgw.resources``), so it gets no copy.
 """
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
+from types import ModuleType
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
@@ -34,18 +34,23 @@ def data_sources() -> list[Path]:
     return found
 
 
+def _po_compiler() -> ModuleType:
+    """smsgw/po_compiler.py, loaded by path: the package itself cannot be imported at build time."""
+    spec = importlib.util.spec_from_file_location("_smsgw_po_compiler", ROOT / "smsgw" / "po_compiler.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def compile_catalog(source: Path, target: Path) -> None:
     """Write ``source`` (locales/[admin/]<lang>/LC_MESSAGES/<domain>.po) as a ``.mo``.
 
-    The same read_po/write_mo as the in-memory compilation of a checkout (fuzzy entries
-    left out), so an installed package says exactly what a checkout says.
+    The same compiler as the in-memory compilation of a checkout (``smsgw.po_compiler``),
+    so an installed package says exactly what a checkout says.
     """
-    lang = source.parent.parent.name
-    with source.open("rb") as po_file:
-        catalog = read_po(po_file, locale=lang, domain=source.stem)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("wb") as mo_file:
-        write_mo(mo_file, catalog)
+    target.write_bytes(_po_compiler().compile_po(source, source.parent.parent.name, source.stem))
 
 
 class BuildWithData(build_py):

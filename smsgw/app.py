@@ -21,12 +21,13 @@ def _web_security(settings: Mapping[str, Any]) -> dict[str, Any]:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": production,
-        "PERMANENT_SESSION_LIFETIME": dt.timedelta(hours=12),
+        # The cookie lives as long as a session may (the database ends it sooner).
+        "PERMANENT_SESSION_LIFETIME": dt.timedelta(hours=int(settings["ADMIN_SESSION_HOURS"])),
         # The admin blueprint checks CSRF itself on every write, after the sign-in check,
         # so the AT webhooks (machine-to-machine posts) are never asked for a token.
         "WTF_CSRF_CHECK_DEFAULT": False,
         # Operators on slow links leave forms open for a while; the token still dies
-        # with the session (12 hours at most).
+        # with the session.
         "WTF_CSRF_TIME_LIMIT": None,
         # Price files uploaded in the admin are the largest requests (AT posts are tiny).
         "MAX_CONTENT_LENGTH": 25 * 1024 * 1024,

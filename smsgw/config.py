@@ -71,7 +71,13 @@ def _defaults() -> dict[str, Any]:
         "SMS_SHORTCODE_KEYWORDS": "SOKO,SMSGW",
         "SMSGW_SENDER_IDS": "",
         "SMS_SEGMENT_COST": "KES:0.80,XOF:15",
-        "BULLETIN_STALE_DAYS": 7,
+        # How old a price may be and still be shown as current (farmer answers and
+        # bulletins; smsgw.services.prices.price_max_age): days for every commodity, then
+        # per commodity code ("tomatoes:7,onion:7"); older prices are said to be old.
+        "PRICE_MAX_AGE_DAYS": 14,
+        "PRICE_MAX_AGE_BY_COMMODITY": "",
+        # How far (km) "best nearby market" looks from the farmer's market.
+        "PRICE_NEARBY_KM": 150,
         "BULLETIN_QUIET_START": 21,
         "BULLETIN_QUIET_END": 6,
         "BULLETIN_DAILY_CAP": 3,
@@ -106,6 +112,10 @@ def _defaults() -> dict[str, Any]:
         # (0: none, the headers are ignored). Trusting more than there are lets a client
         # choose the address that sign-in throttling and the logs see.
         "SMSGW_PROXY_HOPS": 0,
+        # An operator's session ends after this many minutes without a page, and in any
+        # case this many hours after signing in.
+        "ADMIN_IDLE_MINUTES": 30,
+        "ADMIN_SESSION_HOURS": 12,
         "TESTING": False,
     }
 
@@ -116,7 +126,7 @@ _INT_KEYS = {
     "SMS_UNKNOWN_DAILY_CAP",
     "SMS_UNKNOWN_REPLIES",
     "SMS_GLOBAL_REPLIES_PER_HOUR",
-    "BULLETIN_STALE_DAYS",
+    "PRICE_MAX_AGE_DAYS",
     "BULLETIN_QUIET_START",
     "BULLETIN_QUIET_END",
     "BULLETIN_DAILY_CAP",
@@ -128,8 +138,10 @@ _INT_KEYS = {
     "DATABASE_STATEMENT_TIMEOUT",
     "USSD_HOP_SECONDS",
     "SMSGW_PROXY_HOPS",
+    "ADMIN_IDLE_MINUTES",
+    "ADMIN_SESSION_HOURS",
 }
-_FLOAT_KEYS = {"PRICE_ANOMALY_Z", "PRICE_ANOMALY_MIN_CHANGE", "PRICE_CROSS_MARKET_BAND"}
+_FLOAT_KEYS = {"PRICE_NEARBY_KM", "PRICE_ANOMALY_Z", "PRICE_ANOMALY_MIN_CHANGE", "PRICE_CROSS_MARKET_BAND"}
 _BOOL_KEYS = {"TESTING"}
 
 
@@ -236,3 +248,28 @@ def check_database_url(url: str) -> sa.URL:
             "installed (use postgresql://..., which smsgw's own driver psycopg serves)"
         ) from None
     return parsed
+
+
+def defaults() -> dict[str, Any]:
+    """Every setting's default, typed as ``load_settings`` returns it: the one place defaults live.
+
+    Classes that hold a few settings (``services.price_checks.Policy``,
+    ``services.bulletins.Policy``) take their own defaults from here.
+    """
+    return {key: _coerce(key, value) for key, value in _defaults().items()}
+
+
+def items(value: Any) -> list[str]:
+    """A comma-separated setting as its stripped, non-empty items."""
+    return [item.strip() for item in str(value or "").split(",") if item.strip()]
+
+
+def allowed_prefixes(settings: Mapping[str, Any]) -> tuple[str, ...]:
+    """SMSGW_ALLOWED_PREFIXES as prefixes (empty: every country)."""
+    return tuple(items(settings.get("SMSGW_ALLOWED_PREFIXES", "")))
+
+
+def sender_ids(settings: Mapping[str, Any]) -> dict[str, str]:
+    """SMSGW_SENDER_IDS (``KE=SOKO,SN=SOKOSN``) as {country: sender id}."""
+    pairs = [item.split("=", 1) for item in items(settings.get("SMSGW_SENDER_IDS", "")) if "=" in item]
+    return {country.strip().upper(): sender.strip() for country, sender in pairs}

@@ -54,7 +54,11 @@ def sender_ids(value: Any) -> None:
     """``KE=SOKO,SN=SOKOSN``: a sender id per country."""
     for item in _items(value):
         country, equals, sender = item.partition("=")
-        if not equals or country.strip().upper() not in phonenumbers.SUPPORTED_REGIONS or not _SENDER_ID.match(sender.strip()):
+        if (
+            not equals
+            or country.strip().upper() not in phonenumbers.SUPPORTED_REGIONS
+            or not _SENDER_ID.match(sender.strip())
+        ):
             raise Invalid(f"has {item!r}; write COUNTRY=SENDER pairs separated by commas, e.g. KE=SOKO,SN=SOKOSN")
 
 
@@ -82,6 +86,18 @@ def keywords(value: Any) -> None:
     for item in _items(value):
         if not _KEYWORD.match(item):
             raise Invalid(f"has {item!r}; write single words separated by commas, e.g. SOKO,SMSGW")
+
+
+_DAYS_ITEM = re.compile(r"^[a-z0-9_-]+\s*[:=]\s*\d{1,4}$")
+
+
+def day_overrides(value: Any) -> None:
+    """Commodity codes with a number of days: ``tomatoes:7,onion:7`` (or empty)."""
+    if isinstance(value, Mapping):
+        return
+    wrong = [item for item in _items(value) if not _DAYS_ITEM.match(item.lower())]
+    if wrong:
+        raise Invalid(f"needs commodity:days pairs such as tomatoes:7,onion:7, got {wrong[0]!r}")
 
 
 def environment(value: Any) -> None:
@@ -125,7 +141,9 @@ CHECKS: dict[str, Callable[[Any], None]] = {
     "SMS_UNKNOWN_DAILY_CAP": at_least(0),
     "SMS_UNKNOWN_REPLIES": at_least(0),
     "SMS_GLOBAL_REPLIES_PER_HOUR": at_least(0),
-    "BULLETIN_STALE_DAYS": at_least(0),
+    "PRICE_MAX_AGE_DAYS": at_least(0),
+    "PRICE_MAX_AGE_BY_COMMODITY": day_overrides,
+    "PRICE_NEARBY_KM": at_least(0),
     "BULLETIN_QUIET_START": at_least(0, 23),
     "BULLETIN_QUIET_END": at_least(0, 23),
     "BULLETIN_DAILY_CAP": at_least(0),
@@ -140,6 +158,8 @@ CHECKS: dict[str, Callable[[Any], None]] = {
     "DATABASE_CONNECT_TIMEOUT": positive,
     "DATABASE_STATEMENT_TIMEOUT": positive,
     "USSD_HOP_SECONDS": positive,
+    "ADMIN_IDLE_MINUTES": at_least(1),
+    "ADMIN_SESSION_HOURS": at_least(1),
 }
 
 

@@ -11,7 +11,7 @@ import datetime as dt
 import decimal
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, cast
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -28,7 +28,7 @@ NAMING_CONVENTION = {
 }
 
 
-class UTCDateTime(sa.TypeDecorator):
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
     """Aware UTC datetimes on every backend.
 
     SQLite stores datetimes without a zone and hands back naive values; a naive value
@@ -72,11 +72,20 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def rowcount(result: sa.Result[*tuple[Any, ...]]) -> int:
+    """The rows an UPDATE or DELETE run through ``Session.execute`` matched.
+
+    The session's ``execute`` is typed as returning a plain ``Result`` whatever the
+    statement; for DML it is a ``CursorResult``, the only kind that has ``rowcount``.
+    """
+    return cast("sa.CursorResult[*tuple[Any, ...]]", result).rowcount
+
+
 class Base(so.DeclarativeBase):
     """Declarative base with named constraints and our column type aliases."""
 
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
         dt.datetime: UTCDateTime(),
         str: sa.String(),
         dict[str, Any]: sa.JSON(),
@@ -150,7 +159,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, connect_timeout, statement_timeout)
         self.sessionmaker = so.sessionmaker(bind=self.engine, expire_on_commit=False)
-        self.read_sessionmaker = so.sessionmaker(bind=self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+        self.read_sessionmaker = so.sessionmaker(
+            bind=self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], web: bool = False) -> Database:

@@ -13,18 +13,18 @@ import datetime as dt
 import decimal
 import gettext
 import io
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
 from babel.dates import format_date
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
 
 from smsgw import resources
 from smsgw.config import LANGUAGES
 from smsgw.messaging.encoding import normalize
+from smsgw.po_compiler import compile_po
 
 LOCALES_DIR = resources.locales_dir()
 # How each language writes a currency in a short text: symbol and whether it leads.
@@ -46,12 +46,7 @@ def load_catalog(root: Path, lang: str, domain: str) -> Translations:
     if not is_source:
         with path.open("rb") as mo_file:
             return Translations(fp=mo_file, domain=domain)
-    with path.open("rb") as po_file:
-        catalog = read_po(po_file, locale=lang, domain=domain)
-    buffer = io.BytesIO()
-    write_mo(buffer, catalog)
-    buffer.seek(0)
-    return Translations(fp=buffer, domain=domain)
+    return Translations(fp=io.BytesIO(compile_po(path, lang, domain)), domain=domain)
 
 
 @cache
@@ -104,7 +99,21 @@ class Text:
         """A short date (``14 Nov``) in the language."""
         return normalize(format_date(day, format="d MMM", locale=self.lang), self.lang)
 
-    def percent(self, value: decimal.Decimal | float) -> str:
+    def full_date(self, day: dt.date, today: dt.date) -> str:
+        """``14 Nov``, with the year (``15 Oct 2021``) when ``day`` is not in ``today``'s year."""
+        if day.year == today.year:
+            return self.date(day)
+        return normalize(format_date(day, format="d MMM y", locale=self.lang), self.lang)
+
+    def decimal(self, value: decimal.Decimal | float) -> str:
+        """A number exactly as stored, no trailing zeros (``0.25``, ``13,5`` in French)."""
+        exact = decimal.Decimal(str(value)).normalize()
+        exponent = exact.as_tuple().exponent  # an int, or "n", "N", "F" for NaN and infinity
+        digits = max(0, -exponent) if isinstance(exponent, int) else 0
+        return self.number(exact, digits)
+
+    # Here ``decimal`` names the method above: the module's Decimal goes by its own name.
+    def percent(self, value: Decimal | float) -> str:
         """A signed whole percentage (``+4%``, ``-12%``)."""
         rounded = round(float(value))
         return f"{'+' if rounded > 0 else ''}{rounded}%"

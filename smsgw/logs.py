@@ -142,7 +142,7 @@ class JsonFormatter(TextFormatter):
         return json.dumps(clean, ensure_ascii=False)
 
 
-class StderrHandler(logging.StreamHandler):
+class StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to the process's own stderr, looked up at each line.
 
     ``sys.__stderr__`` rather than ``sys.stderr``: a caller that swaps ``sys.stderr``
@@ -153,7 +153,7 @@ class StderrHandler(logging.StreamHandler):
         super().__init__(sys.__stderr__ or sys.stderr)
 
     @property
-    def stream(self) -> TextIO:  # type: ignore[override]
+    def stream(self) -> TextIO:
         """The process's stderr."""
         return sys.__stderr__ or sys.stderr
 

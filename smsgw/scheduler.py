@@ -78,17 +78,24 @@ def guarded(job: Callable[[], None]) -> Callable[[], None]:
     return run
 
 
+def _settings() -> Mapping[str, Any]:
+    """The settings ``main`` was given (or, for a job run alone, ``load_settings()`` once)."""
+    if "settings" not in _runtime:
+        _runtime["settings"] = load_settings()
+    return _runtime["settings"]
+
+
 def _database() -> Database:
-    """This process's Database, built once from the environment."""
+    """This process's Database, built once from its settings."""
     if "db" not in _runtime:
-        _runtime["db"] = Database.from_settings(load_settings())
+        _runtime["db"] = Database.from_settings(_settings())
     return _runtime["db"]
 
 
 @guarded
 def drain_job() -> None:
     """Send due outbox messages until none are due (replies first)."""
-    settings = load_settings()
+    settings = _settings()
     db = _database()
     if "gateway" not in _runtime:
         _runtime["gateway"] = build_gateway(settings)
@@ -113,16 +120,16 @@ def heartbeat_job() -> None:
 @guarded
 def bulletin_job() -> None:
     """Run every bulletin that is due now in some market's local time (and not finished)."""
-    import time
-
-    settings = load_settings()
+    settings = _settings()
     db = _database()
     policy = Policy.from_settings(settings)
     pause_seconds = float(settings["BULLETIN_BATCH_PAUSE"])
     with db.session() as session:
         due = due_runs(session, utcnow())
     for kind, market, day in due:
-        report = run_bulletin(db, kind, market, day, policy, pause=(lambda: time.sleep(pause_seconds)) if pause_seconds else None)
+        report = run_bulletin(
+            db, kind, market, day, policy, pause=(lambda: time.sleep(pause_seconds)) if pause_seconds else None
+        )
         log.info("bulletin %s %s %s: %s messages", kind, market, day, report.messages)
 
 
@@ -150,7 +157,7 @@ def sessions_job() -> None:
 def cost_alert_job() -> None:
     """Warn (log and audit, once a day) when the day's SMS cost passes SMS_DAILY_COST_ALERT."""
     with _database().session() as session:
-        check_daily_cost(session, load_settings())
+        check_daily_cost(session, _settings())
 
 
 class JobStoreUnavailable(Exception):
@@ -222,7 +229,14 @@ def build_scheduler(settings: Mapping[str, Any]) -> BlockingScheduler:
     )
     # Checked at start-up too: a scheduler restarted during a market's bulletin window
     # picks the unfinished run up at once.
-    scheduler.add_job("smsgw.scheduler:bulletin_job", "interval", minutes=1, id="bulletins", replace_existing=True, next_run_time=dt.datetime.now(dt.UTC))
+    scheduler.add_job(
+        "smsgw.scheduler:bulletin_job",
+        "interval",
+        minutes=1,
+        id="bulletins",
+        replace_existing=True,
+        next_run_time=dt.datetime.now(dt.UTC),
+    )
     scheduler.add_job("smsgw.scheduler:orders_job", "interval", minutes=5, id="orders", replace_existing=True)
     scheduler.add_job("smsgw.scheduler:sessions_job", "interval", minutes=10, id="ussd-sessions", replace_existing=True)
     scheduler.add_job("smsgw.scheduler:cost_alert_job", "interval", minutes=10, id="cost-alert", replace_existing=True)
@@ -238,6 +252,8 @@ def main(settings: Mapping[str, Any] | None = None) -> None:
     from smsgw.startup import check_ready
 
     settings = settings or load_settings()
+    # Every job reads these, never the environment again.
+    _runtime["settings"] = settings
     check_ready(settings)
     from smsgw.logs import configure_logging
 

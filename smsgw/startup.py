@@ -1,7 +1,8 @@
 """Checks a process makes before it serves anyone: are its translations installed, and
 is the database's schema this code's?
 
-A missing catalog would answer Swahili, French and Wolof farmers in English; a web worker or scheduler started on an empty or older database would fail on the
+A missing catalog would answer Swahili, French and Wolof farmers in English; a web worker
+or scheduler started on an empty or older database would fail on the
 first farmer's request with a missing table; instead it refuses to start, in one line
 that says to run `smsgw init`. A database that cannot be reached at start is not a
 reason to refuse: the process starts, says so, and `/healthz` reports it until it is back.

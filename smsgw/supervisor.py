@@ -100,11 +100,11 @@ class Supervisor:
         # Only record it: the loop notices within POLL and stops children outside the handler.
         self.stop_signal = signum
 
-    def _start(self, child: Child) -> None:
+    def _start(self, child: Child) -> subprocess.Popen[bytes]:
         # Output already buffered here must reach the terminal before the child's.
         sys.stdout.flush()
         sys.stderr.flush()
-        child.process = subprocess.Popen(
+        process = child.process = subprocess.Popen(
             child.argv,
             env=self.env,
             process_group=0,  # its own group: killpg reaches grandchildren, Ctrl-C does not
@@ -114,6 +114,7 @@ class Supervisor:
         )
         child.started = time.monotonic()
         child.restart_at = None
+        return process
 
     def _watch(self, now: float) -> None:
         """Notice children that exited, schedule their restart with backoff, start due ones."""
@@ -128,8 +129,8 @@ class Supervisor:
                 child.restart_at = now + delay
                 self.say(f"{child.name} exited (code {code}); restarting in {delay:g} s")
             elif child.process is None and child.restart_at is not None and now >= child.restart_at:
-                self._start(child)
-                self.say(f"{child.name} restarted (pid {child.process.pid})")
+                process = self._start(child)
+                self.say(f"{child.name} restarted (pid {process.pid})")
 
     def _stop_all(self) -> None:
         """SIGTERM every child's group, wait up to STOP_GRACE, then SIGKILL what is left."""

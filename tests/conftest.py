@@ -21,6 +21,20 @@ from smsgw.config import PROJECT_ROOT
 from smsgw.db import Database, make_engine
 from smsgw.migrate import upgrade
 from smsgw.services.seeding import seed_demo
+from tests.support import prerequisites
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{prerequisites.MARK}(condition, reason): skip without it, fail in CI (tests/support/prerequisites.py)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Missing prerequisites skip on a laptop and fail in CI, before any fixture runs."""
+    prerequisites.check_marks(item)
 
 
 def _reset_postgres(url: str) -> None:

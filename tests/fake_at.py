@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 PATH = "/version1/messaging"
@@ -139,7 +140,7 @@ class FakeAfricasTalking:
             self._start_server(self._port)
         self._down = mode
 
-    def start(self) -> FakeAfricasTalking:
+    def start(self) -> Self:
         """Listen on a free port and serve in a background thread."""
         self._closing.clear()
         self._start_server(0)
@@ -150,7 +151,7 @@ class FakeAfricasTalking:
         self._closing.set()
         self._stop_server()
 
-    def __enter__(self) -> FakeAfricasTalking:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

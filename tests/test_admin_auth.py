@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -10,20 +11,30 @@ from werkzeug.routing import Rule
 
 from smsgw import create_app
 from smsgw.cli import main
-from smsgw.migrate import upgrade
-from smsgw.models import AuditEntry, OperatorUser
+from smsgw.models import AuditEntry
 from smsgw.web.database import get_session
-from tests.test_admin_fixtures import PASSWORD, csrf_token, make_user, post, sign_in
+from tests.support.databases import fresh_database
+from tests.test_admin_fixtures import PASSWORD, csrf_token, make_user, post
 
 # The shared admin fixtures (users, as_role, operator) come from this plugin module.
 pytest_plugins = ["tests.test_admin_fixtures"]
 
-PUBLIC = {"admin.static", "admin.signin"}
+PUBLIC = {"admin.static", "admin.signin", "admin.signin_code"}
 # What a viewer may read; every other admin page is for operators or admins.
-VIEWER_PAGES = {"admin.dashboard", "admin.catalog", "admin.prices", "admin.analytics", "admin.analytics_figure"}
-ADMIN_ONLY = {"admin.users", "admin.user_edit", "admin.audit_log"}
+VIEWER_PAGES = {
+    "admin.dashboard",
+    "admin.catalog",
+    "admin.prices",
+    "admin.analytics",
+    "admin.analytics_figure",
+    "admin.account",
+}
+ADMIN_ONLY = {"admin.users", "admin.user_edit", "admin.audit_log", "admin.throttles", "admin.throttles_clear"}
 # Writes any signed-in person may make: about their own session.
-OWN_SESSION = {"admin.signout", "admin.language"}
+OWN_SESSION = {
+    "admin.signout", "admin.language", "admin.account_password", "admin.account_signout_others",
+    "admin.two_factor_start", "admin.two_factor_confirm", "admin.two_factor_off",
+}
 
 
 def _admin_rules(app) -> list[Rule]:
@@ -133,7 +144,11 @@ def test_wrong_password_is_refused_and_right_one_signs_in(app, users) -> None:
     assert signed.status_code == 302 and signed.location == "/admin/"
     assert client.get("/admin/").status_code == 200
     with app.app_context():
-        actions = get_session().scalars(sa.select(AuditEntry.action).where(AuditEntry.entity.in_(("signin", "operator_user")))).all()
+        actions = (
+            get_session()
+            .scalars(sa.select(AuditEntry.action).where(AuditEntry.entity.in_(("signin", "operator_user"))))
+            .all()
+        )
     assert "signin_failed" in actions and "signin" in actions
 
 
@@ -166,17 +181,6 @@ def test_failed_sign_ins_are_limited_across_workers(app, users, database_url, co
     other.extensions["smsgw.db"].dispose()
 
 
-def test_a_new_password_ends_the_other_sessions(app, users) -> None:
-    client = sign_in(app.test_client(), users["operator"])
-    assert client.get("/admin/").status_code == 200
-    with app.app_context():
-        session = get_session()
-        row = session.get(OperatorUser, users["operator"].id)
-        row.password_hash = "pbkdf2:sha256:1000$changed$" + "0" * 64
-        session.commit()
-    assert client.get("/admin/").status_code == 302
-
-
 def test_session_cookie_is_http_only_and_lax(app, users) -> None:
     client = app.test_client()
     response = _sign_in(client, "viewer@example.org", PASSWORD)
@@ -185,7 +189,9 @@ def test_session_cookie_is_http_only_and_lax(app, users) -> None:
 
 
 def test_production_cookies_are_secure(database_url) -> None:
-    app = create_app({"DATABASE_URL": database_url, "SMSGW_ENV": "production", "SECRET_KEY": "s" * 32, "WEBHOOK_TOKEN": "t" * 16})
+    app = create_app(
+        {"DATABASE_URL": database_url, "SMSGW_ENV": "production", "SECRET_KEY": "s" * 32, "WEBHOOK_TOKEN": "t" * 16}
+    )
     assert app.config["SESSION_COOKIE_SECURE"] and app.config["REMEMBER_COOKIE_SECURE"]
     assert app.config["SESSION_COOKIE_HTTPONLY"] and app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
     app.extensions["smsgw.db"].dispose()
@@ -205,20 +211,23 @@ def test_webhooks_need_no_csrf_token(client) -> None:
 
 
 @pytest.fixture()
-def cli_database(tmp_path, monkeypatch) -> str:
+def cli_database(tmp_path, monkeypatch) -> Iterator[str]:
     """A fresh database for the CLI, which commits for real."""
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    upgrade(url)
-    monkeypatch.setenv("DATABASE_URL", url)
-    return url
+    with fresh_database(tmp_path, "sqlite", seed=False) as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        yield url
 
 
 def test_users_create_reads_the_password_from_stdin(cli_database) -> None:
     runner = CliRunner()
-    result = runner.invoke(main, ["users", "create", "--role", "admin", "Boss@Example.org"], input="a long enough secret\n")
+    result = runner.invoke(
+        main, ["users", "create", "--role", "admin", "Boss@Example.org"], input="a long enough secret\n"
+    )
     assert result.exit_code == 0, result.output
     assert "admin boss@example.org created" in result.output
-    again = runner.invoke(main, ["users", "create", "--role", "viewer", "boss@example.org"], input="another secret 123\n")
+    again = runner.invoke(
+        main, ["users", "create", "--role", "viewer", "boss@example.org"], input="another secret 123\n"
+    )
     assert again.exit_code != 0 and "already has an account" in again.output
     short = runner.invoke(main, ["users", "create", "--role", "viewer", "x@example.org"], input="short\n")
     assert short.exit_code != 0 and "at least 10 characters" in short.output
@@ -227,6 +236,36 @@ def test_users_create_reads_the_password_from_stdin(cli_database) -> None:
     app = create_app({"TESTING": True, "DATABASE_URL": cli_database})
     client = app.test_client()
     assert _sign_in(client, "boss@example.org", "a long enough secret").status_code == 302
+    app.extensions["smsgw.db"].dispose()
+
+
+def test_the_cli_follows_the_password_policy_and_ends_sessions(cli_database) -> None:
+    runner = CliRunner()
+    weak = runner.invoke(main, ["users", "create", "--role", "admin", "boss@example.org"], input="password123\n")
+    assert weak.exit_code == 1 and "too easy to guess" in weak.output
+    assert (
+        runner.invoke(
+            main, ["users", "create", "--role", "admin", "boss@example.org"], input="a long enough secret\n"
+        ).exit_code
+        == 0
+    )
+    app = create_app({"TESTING": True, "DATABASE_URL": cli_database})
+    browser = app.test_client()
+    assert _sign_in(browser, "boss@example.org", "a long enough secret").status_code == 302
+    assert browser.get("/admin/users").status_code == 200
+    changed = runner.invoke(main, ["users", "set-password", "boss@example.org"], input="pale river lantern stone\n")
+    assert changed.exit_code == 0 and "1 open session(s) ended" in changed.output
+    assert browser.get("/admin/users").status_code == 302
+    assert _sign_in(browser, "boss@example.org", "pale river lantern stone").status_code == 302
+    signed_out = runner.invoke(main, ["users", "sign-out", "boss@example.org"])
+    assert signed_out.exit_code == 0 and "1 open session(s)" in signed_out.output
+    assert browser.get("/admin/users").status_code == 302
+    for n in range(5):
+        _sign_in(browser, "boss@example.org", f"guess {n}")
+    assert _sign_in(browser, "boss@example.org", "pale river lantern stone").status_code == 429
+    cleared = runner.invoke(main, ["users", "clear-throttles"])
+    assert cleared.exit_code == 0 and "2 sign-in throttle(s) cleared" in cleared.output
+    assert _sign_in(browser, "boss@example.org", "pale river lantern stone").status_code == 302
     app.extensions["smsgw.db"].dispose()
 
 

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 
 from smsgw.models import OperatorUser
-from smsgw.web.admin.auth import password_fingerprint
+from smsgw.services.operator_sessions import start_session
 from smsgw.web.database import get_session
 
 PASSWORD = "correct horse battery"
@@ -21,16 +21,27 @@ def make_user(app: Flask, email: str, role: str, password: str = PASSWORD, **val
     """An operator account committed in the test's transaction (a cheap hash: tests only)."""
     with app.app_context():
         session = get_session()
-        row = OperatorUser(email=email, role=role, password_hash=generate_password_hash(password, method="pbkdf2:sha256:1000"), **values)
+        row = OperatorUser(
+            email=email,
+            role=role,
+            password_hash=generate_password_hash(password, method="pbkdf2:sha256:1000"),
+            **values,
+        )
         session.add(row)
         session.commit()
         return row
 
 
 def sign_in(client: FlaskClient, user: OperatorUser) -> FlaskClient:
-    """Put ``user`` in the client's session as Flask-Login does after a sign-in."""
+    """Open a server-side session for ``user`` and put its token in the client's cookie,
+    as a sign-in does."""
+    app = client.application
+    with app.app_context():
+        db = get_session()
+        token = start_session(db, db.get(OperatorUser, user.id), "127.0.0.1", "test client")
+        db.commit()
     with client.session_transaction() as session:
-        session["_user_id"] = f"{user.id}:{password_fingerprint(user.password_hash)}"
+        session["_user_id"] = token
         session["_fresh"] = True
     return client
 

@@ -17,7 +17,9 @@ ADMIN_DIR = PROJECT_ROOT / "smsgw" / "web" / "admin"
 
 def _admin_msgids() -> set[str | tuple[str, ...]]:
     method_map = [("**.py", "python"), ("templates/**.html", "jinja2")]
-    return {message for _f, _l, message, _c, _x in extract_from_dir(str(ADMIN_DIR), method_map, keywords=ADMIN_KEYWORDS)}
+    return {
+        message for _f, _l, message, _c, _x in extract_from_dir(str(ADMIN_DIR), method_map, keywords=ADMIN_KEYWORDS)
+    }
 
 
 def _catalog(lang: str):
@@ -29,7 +31,13 @@ def test_every_admin_sentence_is_translated_in_french() -> None:
     catalog = _catalog("fr")
     found = _admin_msgids()
     assert len(found) > 300
-    missing = [m for m in found if not (catalog.get(m[0] if isinstance(m, tuple) else m) and catalog.get(m[0] if isinstance(m, tuple) else m).string)]
+    missing = [
+        m
+        for m in found
+        if not (
+            catalog.get(m[0] if isinstance(m, tuple) else m) and catalog.get(m[0] if isinstance(m, tuple) else m).string
+        )
+    ]
     assert not missing, f"{len(missing)} untranslated, e.g. {missing[:5]}"
 
 

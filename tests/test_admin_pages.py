@@ -50,7 +50,9 @@ def _get(app, model, row_id):
 
 def _audits(app, entity: str) -> list[AuditEntry]:
     with app.app_context():
-        return list(get_session().scalars(sa.select(AuditEntry).where(AuditEntry.entity == entity).order_by(AuditEntry.id)))
+        return list(
+            get_session().scalars(sa.select(AuditEntry).where(AuditEntry.entity == entity).order_by(AuditEntry.id))
+        )
 
 
 def _pending_price(app, amount: str = "9999") -> int:
@@ -60,9 +62,17 @@ def _pending_price(app, amount: str = "9999") -> int:
         maize = session.scalar(sa.select(Commodity).where(Commodity.code == "maize"))
         unit = maize.default_unit
         row = PriceObservation(
-            commodity_id=maize.id, market_id=market.id, observed_on=dt.date.today(), amount=decimal.Decimal(amount),
-            unit_id=unit.id, currency=market.currency, price_per_base=(decimal.Decimal(amount) / unit.factor).quantize(decimal.Decimal("0.000001")),
-            kind="wholesale", source="sms", source_ref=f"test:{amount}", status="pending",
+            commodity_id=maize.id,
+            market_id=market.id,
+            observed_on=dt.date.today(),
+            amount=decimal.Decimal(amount),
+            unit_id=unit.id,
+            currency=market.currency,
+            price_per_base=(decimal.Decimal(amount) / unit.factor).quantize(decimal.Decimal("0.000001")),
+            kind="wholesale",
+            source="sms",
+            source_ref=f"test:{amount}",
+            status="pending",
             status_reason="+140% vs 90-day median KES 50.00/kg in Nakuru Wakulima (robust z 9.1)",
         )
         session.add(row)
@@ -70,11 +80,23 @@ def _pending_price(app, amount: str = "9999") -> int:
         return row.id
 
 
-def _failed_message(app, reason: str = "AbsentSubscriber", text: str = "Prices 1 Jan: Maize Nakuru KSh 4,100/90kg bag") -> int:
-    return _add(app, OutboundMessage(
-        idempotency_key=f"test:{reason}:{text[:20]}", to_phone="+254700000003", text=text, purpose="bulletin", priority=5,
-        status="failed", attempts=6, last_error=reason, final_at=utcnow(),
-    ))[0]
+def _failed_message(
+    app, reason: str = "AbsentSubscriber", text: str = "Prices 1 Jan: Maize Nakuru KSh 4,100/90kg bag"
+) -> int:
+    return _add(
+        app,
+        OutboundMessage(
+            idempotency_key=f"test:{reason}:{text[:20]}",
+            to_phone="+254700000003",
+            text=text,
+            purpose="bulletin",
+            priority=5,
+            status="failed",
+            attempts=6,
+            last_error=reason,
+            final_at=utcnow(),
+        ),
+    )[0]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -109,7 +131,11 @@ def test_review_approves_a_held_price_and_the_service_audits_it(app, operator) -
     assert response.status_code == 302
     assert _get(app, PriceObservation, price_id).status == "approved"
     entry = _audits(app, "price_observation")[-1]
-    assert entry.action == "price.approve" and entry.before["status"] == "pending" and entry.actor == "operator@example.org"
+    assert (
+        entry.action == "price.approve"
+        and entry.before["status"] == "pending"
+        and entry.actor == "operator@example.org"
+    )
 
 
 def test_review_corrects_or_rejects_with_a_reason(app, operator) -> None:
@@ -131,8 +157,18 @@ def test_price_table_filters(app, operator) -> None:
 
 def test_csv_upload_goes_through_the_importer(app, operator) -> None:
     today = dt.date.today().isoformat()
-    csv = f"date,market,commodity,unit,price,currency,kind\n{today},nakuru,maize,bag90,4150,KES,wholesale\n{today},nowhere,maize,bag90,1,KES,wholesale\n{today},eldoret,maize,bag90,1e400,KES,wholesale\n"
-    response = post(operator, "/admin/prices/upload", {"file": (io.BytesIO(csv.encode()), "prices.csv"), "format": "generic", "dry_run": "1"}, content_type="multipart/form-data")
+    csv = (
+        "date,market,commodity,unit,price,currency,kind\n"
+        f"{today},nakuru,maize,bag90,4150,KES,wholesale\n"
+        f"{today},nowhere,maize,bag90,1,KES,wholesale\n"
+        f"{today},eldoret,maize,bag90,1e400,KES,wholesale\n"
+    )
+    response = post(
+        operator,
+        "/admin/prices/upload",
+        {"file": (io.BytesIO(csv.encode()), "prices.csv"), "format": "generic", "dry_run": "1"},
+        content_type="multipart/form-data",
+    )
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and "Checked only" in page and 'id="summary"' in page
     assert "Rejected lines" in page and "price 1e400 is too large" in page
@@ -156,10 +192,18 @@ def test_failed_message_shows_why_and_retry_requeues_it(app, operator) -> None:
 def test_market_edit_is_audited_and_validated(app, operator) -> None:
     with app.app_context():
         market_id = get_session().scalar(sa.select(Market.id).where(Market.code == "nakuru"))
-    form = {"name": "Nakuru Wakulima", "short_name": "Nakuru", "timezone": "Mars/Olympus", "currency": "KES", "bulletin_hour": "7"}
+    form = {
+        "name": "Nakuru Wakulima",
+        "short_name": "Nakuru",
+        "timezone": "Mars/Olympus",
+        "currency": "KES",
+        "bulletin_hour": "7",
+    }
     bad = post(operator, f"/admin/catalog/markets/{market_id}", form)
     assert bad.status_code == 200 and "Unknown time zone" in bad.get_data(as_text=True)
-    assert post(operator, f"/admin/catalog/markets/{market_id}", {**form, "timezone": "Africa/Nairobi"}).status_code == 302
+    assert (
+        post(operator, f"/admin/catalog/markets/{market_id}", {**form, "timezone": "Africa/Nairobi"}).status_code == 302
+    )
     assert _get(app, Market, market_id).bulletin_hour == 7
     entry = _audits(app, "market")[-1]
     assert entry.before == {"bulletin_hour": 6} and entry.after == {"bulletin_hour": 7}
@@ -174,7 +218,12 @@ def test_commodity_names_and_aliases_per_language(app, operator) -> None:
     assert post(operator, f"/admin/catalog/commodities/{maize.id}", form).status_code == 302
     with app.app_context():
         row = get_session().get(Commodity, maize.id)
-        assert {(a.lang, a.alias) for a in row.aliases} == {("en", "maize"), ("en", "corn"), ("en", "mayze"), ("sw", "mahindi")}
+        assert {(a.lang, a.alias) for a in row.aliases} == {
+            ("en", "maize"),
+            ("en", "corn"),
+            ("en", "mayze"),
+            ("sw", "mahindi"),
+        }
     assert _audits(app, "commodity")[-1].after["aliases"]["en"] == ["corn", "maize", "mayze"]
     taken = post(operator, f"/admin/catalog/commodities/{maize.id}", {**form, "aliases_en": "maize, beans"})
     assert taken.status_code == 200 and "Already used by another commodity: beans" in taken.get_data(as_text=True)
@@ -193,7 +242,11 @@ def test_contact_page_shows_consent_alerts_and_history(app, operator) -> None:
         person = session.scalar(sa.select(Contact).where(Contact.phone == "+254700000001"))
         person.consent = "withdrawn"
         person.withdrawn_at = utcnow()
-        session.add(InboundMessage(gateway_id="t-stop", from_phone=person.phone, text="STOP", command="stop", contact_id=person.id))
+        session.add(
+            InboundMessage(
+                gateway_id="t-stop", from_phone=person.phone, text="STOP", command="stop", contact_id=person.id
+            )
+        )
         session.commit()
         person_id = person.id
     page = operator.get(f"/admin/people/{person_id}").get_data(as_text=True)
@@ -224,30 +277,58 @@ def test_send_bulletin_now_runs_once_and_is_listed(app, operator) -> None:
     again = post(operator, "/admin/bulletins/send", {"market": "nakuru", "kind": "daily"}, follow_redirects=True)
     assert "already sent" in again.get_data(as_text=True)
     with app.app_context():
-        assert get_session().scalar(sa.select(sa.func.count(BulletinRun.id)).join(Market).where(Market.code == "nakuru")) == 1
+        assert (
+            get_session().scalar(sa.select(sa.func.count(BulletinRun.id)).join(Market).where(Market.code == "nakuru"))
+            == 1
+        )
     assert "Nakuru Wakulima" in operator.get("/admin/bulletins").get_data(as_text=True)
     assert _audits(app, "bulletin")[-1].after["kind"] == "daily"
 
 
+# Playing as a real contact (the demo's farmer) takes both ticks; the sandbox is in test_simulator_sandbox.
+REAL = {"as_real": "y", "confirm_real": "y"}
+
+
 def test_simulator_plays_ussd_through_the_webhook_code(operator) -> None:
-    dial = post(operator, "/admin/simulator/ussd", {"phone": "+254700000001", "dial": "Dial"}, page="/admin/simulator")
+    dial = post(
+        operator, "/admin/simulator/ussd", {"phone": "+254700000001", "dial": "Dial", **REAL}, page="/admin/simulator"
+    )
     page = dial.get_data(as_text=True)
     assert "1 Prices" in page
     session_id = page.split('name="session_id" type="hidden" value="')[1].split('"')[0]
-    crops = post(operator, "/admin/simulator/ussd", {"phone": "+254700000001", "session_id": session_id, "path": "", "key": "1"}, page="/admin/simulator")
+    crops = post(
+        operator,
+        "/admin/simulator/ussd",
+        {"phone": "+254700000001", "session_id": session_id, "path": "", "key": "1", **REAL},
+        page="/admin/simulator",
+    )
     assert "Choose a crop" in crops.get_data(as_text=True)
-    french = post(operator, "/admin/simulator/ussd", {"phone": "+254700000001", "lang": "fr", "dial": "Dial"}, page="/admin/simulator")
+    french = post(
+        operator,
+        "/admin/simulator/ussd",
+        {"phone": "+254700000001", "lang": "fr", "dial": "Dial", **REAL},
+        page="/admin/simulator",
+    )
     assert "1 Prix" in french.get_data(as_text=True)
 
 
 def test_simulator_sms_shows_the_reply_from_the_outbox(app, operator) -> None:
-    response = post(operator, "/admin/simulator/sms", {"phone": "+254700000001", "text": "PRICE MAIZE", "send_sms": "Send"}, page="/admin/simulator?mode=sms")
+    response = post(
+        operator,
+        "/admin/simulator/sms",
+        {"phone": "+254700000001", "text": "PRICE MAIZE", "send_sms": "Send", **REAL},
+        page="/admin/simulator?mode=sms",
+    )
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and "PRICE MAIZE" in page
     with app.app_context():
         session = get_session()
-        inbound = session.scalar(sa.select(InboundMessage).where(InboundMessage.text == "PRICE MAIZE").order_by(InboundMessage.id.desc()))
-        reply = session.scalar(sa.select(OutboundMessage).where(OutboundMessage.idempotency_key == f"reply:{inbound.id}"))
+        inbound = session.scalar(
+            sa.select(InboundMessage).where(InboundMessage.text == "PRICE MAIZE").order_by(InboundMessage.id.desc())
+        )
+        reply = session.scalar(
+            sa.select(OutboundMessage).where(OutboundMessage.idempotency_key == f"reply:{inbound.id}")
+        )
     assert reply is not None and reply.text in page.replace("&#39;", "'")
 
 
@@ -256,13 +337,25 @@ def test_farmer_text_is_escaped_everywhere(app, operator, as_role) -> None:
         session = get_session()
         person = session.scalar(sa.select(Contact).where(Contact.phone == "+254700000001"))
         person.name = XSS
-        session.add(InboundMessage(gateway_id="t-xss", from_phone=person.phone, text=XSS, command="unknown", contact_id=person.id))
+        session.add(
+            InboundMessage(
+                gateway_id="t-xss", from_phone=person.phone, text=XSS, command="unknown", contact_id=person.id
+            )
+        )
         session.commit()
         person_id = person.id
     message_id = _failed_message(app, XSS, text=XSS)
     admin = as_role("admin")
-    for url in ["/admin/people?q=0700000001", f"/admin/people/{person_id}", "/admin/messages?direction=in", "/admin/messages",
-                f"/admin/messages/{message_id}", "/admin/", "/admin/groups", "/admin/simulator?mode=sms&phone=%2B254700000001"]:
+    for url in [
+        "/admin/people?q=0700000001",
+        f"/admin/people/{person_id}",
+        "/admin/messages?direction=in",
+        "/admin/messages",
+        f"/admin/messages/{message_id}",
+        "/admin/",
+        "/admin/groups",
+        "/admin/simulator?mode=sms&phone=%2B254700000001",
+    ]:
         body = admin.get(url).get_data(as_text=True)
         assert "<script>alert" not in body and "<img src=x" not in body, url
     assert "&lt;script&gt;alert" in admin.get(f"/admin/people/{person_id}").get_data(as_text=True)
@@ -270,7 +363,12 @@ def test_farmer_text_is_escaped_everywhere(app, operator, as_role) -> None:
 
 def test_users_are_created_and_the_last_admin_cannot_be_demoted(app, as_role, users) -> None:
     admin = as_role("admin")
-    created = post(admin, "/admin/users", {"email": "New@Example.org", "role": "operator", "language": "fr", "password": "a long password"}, page="/admin/users")
+    created = post(
+        admin,
+        "/admin/users",
+        {"email": "New@Example.org", "role": "operator", "language": "fr", "password": "a long password"},
+        page="/admin/users",
+    )
     assert created.status_code == 302
     assert _audits(app, "operator_user")[-1].after["email"] == "new@example.org"
     me = users["admin"].id

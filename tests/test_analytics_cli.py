@@ -7,6 +7,7 @@ import io
 import itertools
 import json
 import math
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +19,10 @@ from smsgw.analytics import data, report
 from smsgw.analytics.config import AnalyticsConfig
 from smsgw.cli import main
 from smsgw.config import PROJECT_ROOT
-from smsgw.models import GroupOrder, SaleReport
+from smsgw.db import Database
+from smsgw.models import Commodity, Contact, GroupOrder, Market, PriceObservation, SaleReport, Unit
 from smsgw.services.seeding import seed_demo
+from tests.support.databases import ON_POSTGRES, fresh_database
 
 CONTENT = PROJECT_ROOT / "content"
 
@@ -97,8 +100,85 @@ def test_report_bargaining_formats(database_url: str, tmp_path: Path) -> None:
     assert 0.5 < first["value"] < 1.0
     states = {"improving", "worsening", "no detectable change", "insufficient data"}
     assert all(row["state"] in states for row in report["rows"])
-    table = list(csv.DictReader(io.StringIO(_invoke(database_url, "bargaining", "--format", "csv", "--region", "Nakuru").output)))
+    table = list(
+        csv.DictReader(io.StringIO(_invoke(database_url, "bargaining", "--format", "csv", "--region", "Nakuru").output))
+    )
     assert table[0]["indicator"] == "price_share" and table[-1]["indicator"] == "enrolment_effect_pct"
+
+
+def _hand_made_season(url: str, today: dt.date) -> None:
+    """A crop of its own in Nakuru: four prices, two sales that have a reference, two that have not."""
+    db = Database(url)
+    try:
+        with db.session() as session:
+            kg = session.scalar(sa.select(Unit).where(Unit.code == "kg"))
+            bag = session.scalar(sa.select(Unit).where(Unit.code == "bag90"))
+            nakuru = session.scalar(sa.select(Market).where(Market.code == "nakuru"))
+            kaolack = session.scalar(sa.select(Market).where(Market.code == "kaolack"))
+            crop = Commodity(
+                code="testcrop", default_unit_id=kg.id, names={"en": "Test crop"}, short_names={"en": "Test"}
+            )
+            session.add(crop)
+            session.flush()
+            # The median of the last 3 days is 50; the latest alone (62), their mean (52) or a
+            # window one day longer (47: the 10 of 4 days ago) would all give other shares.
+            for days_ago, price in ((1, 62), (2, 50), (3, 44), (4, 10)):  # per kg
+                session.add(PriceObservation(
+                    commodity_id=crop.id, market_id=nakuru.id, observed_on=today - dt.timedelta(days=days_ago),
+                    amount=Decimal(price), unit_id=kg.id, currency="KES", price_per_base=Decimal(price),
+                    kind="wholesale", source="hand", source_ref=f"hand:{days_ago}", status="approved",
+                ))
+            farmers = {c.phone: c.id for c in session.scalars(sa.select(Contact).where(Contact.phone.in_(
+                ["+254700000001", "+254700000002", "+254700000003", "+221770000001"])))}
+            sales = [  # phone, market, quantity, unit, price per unit, per kg, currency, days ago
+                ("+254700000001", nakuru, 10, kg, 40, 40, "KES", 0),
+                ("+254700000002", nakuru, 30, kg, 45, 45, "KES", 0),
+                ("+254700000003", nakuru, 1, bag, 4500, 50, "KES", 20),  # no price in the 7 days before
+                ("+221770000001", kaolack, 5, kg, 300, 300, "XOF", 0),  # no price in XOF at all
+            ]
+            for n, (phone, market, quantity, unit, price, per_kg, currency, days_ago) in enumerate(sales):
+                session.add(SaleReport(
+                    contact_id=farmers[phone], commodity_id=crop.id, market_id=market.id, quantity=Decimal(quantity),
+                    unit_id=unit.id, price=Decimal(price), currency=currency, price_per_base=Decimal(per_kg),
+                    buyer_type="market", sold_on=today - dt.timedelta(days=days_ago), channel="admin",
+                    source_ref=f"hand:{n}",
+                ))
+    finally:
+        db.dispose()
+
+
+def test_report_bargaining_values_on_a_hand_made_season(tmp_path: Path) -> None:
+    """The figures, worked out by hand: the reference of a sale today is the median of the
+    prices of the 3 days before (62, 50, 44: 50 KES/kg), so the shares are 40/50 and 45/50,
+    and the price share is their geometric mean weighted by the 10 and 30 kg sold."""
+    today = dt.date.today()
+    with fresh_database(tmp_path, "postgresql" if ON_POSTGRES else "sqlite") as url:
+        _hand_made_season(url, today)
+        result = _invoke(url, "bargaining", "--format", "json", "--commodity", "testcrop")
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        table = _invoke(url, "bargaining", "--format", "csv", "--commodity", "testcrop").output
+    table = list(csv.DictReader(io.StringIO(table)))
+    share = math.exp((10 * math.log(0.8) + 30 * math.log(0.9)) / 40)  # 0.873...
+    assert report["sales"]["total"] == 4 and report["sales"]["with_reference"] == 2
+    assert report["sales"]["excluded"] == {
+        "no wholesale price in the 7 days up to the sale": 1,
+        "no wholesale price for this commodity, currency and unit": 1,
+    }
+    rows = {(row["indicator"], row["dimension"], row["cell"]): row for row in report["rows"]}
+    cells = [("price_share", "all", "all"), ("price_share", "commodity", "testcrop"),
+             ("price_share", "market", "nakuru")]
+    for key in cells:
+        assert rows[key]["value"] == pytest.approx(share, rel=1e-12), key
+        assert (rows[key]["n"], rows[key]["clusters"]) == (2, 2), key
+    assert rows["price_share", "all", "all"]["detail"] == pytest.approx({"median": 0.85, "q1": 0.825, "q3": 0.875})
+    assert rows["log_discount", "all", "all"]["value"] == pytest.approx(-math.log(share), rel=1e-12)
+    assert rows["net_share", "all", "all"]["value"] == pytest.approx(share, rel=1e-12)  # no transport costs
+    assert rows["buyer_hhi", "all", "all"]["value"] == pytest.approx(1.0)  # everything sold at the market
+    # Two sales are far too few for a trend: no state is claimed.
+    assert rows["price_share", "all", "all"]["state"] == "insufficient data"
+    first = next(row for row in table if (row["indicator"], row["dimension"]) == ("price_share", "all"))
+    assert float(first["value"]) == pytest.approx(share, rel=1e-6)
 
 
 def test_report_dispersion_matches_an_independent_computation(database_url: str) -> None:

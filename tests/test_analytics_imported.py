@@ -22,13 +22,14 @@ from smsgw.db import Database
 from smsgw.models import PriceObservation
 from tests.support.databases import ON_POSTGRES, fresh_database
 from tests.support.dispersion import SHARED_DATA, compare, independent
+from tests.support.prerequisites import prerequisite
 
 KENYA = SHARED_DATA / "kenya_wfp_food_prices_ken_2006_2023.csv"
 SOURCE = "import:wfp"
 # The demo's own prices are recent; the WFP series ends in 2023.
 WINDOW = ["--since", "2006-01-01", "--until", "2023-12-31"]
 FREQS = {"month": ("M", "%Y-%m"), "week": ("W-SUN", "%G-W%V")}
-pytestmark = pytest.mark.skipif(not KENYA.exists(), reason="shared/data is not beside the repository")
+pytestmark = prerequisite(KENYA.exists(), "shared/data is not beside the repository")
 
 
 def _cli(url: str, *args: str) -> str:

@@ -19,9 +19,21 @@ MARKETS = pd.DataFrame({"market": ["a", "b", "c", "d"], "region": ["R1", "R1", "
                         "latitude": [0.0, 0.0, 0.0, 0.0], "longitude": [0.0, 1.0, 2.0, 0.4]})
 
 
-def _prices(rows: list[tuple[str, str, float]], commodity: str = "maize", grade: str = "", currency: str = "KES") -> pd.DataFrame:
-    return pd.DataFrame({"day": [D(d) for _, d, _ in rows], "market": [m for m, _, _ in rows], "commodity": commodity,
-                         "grade": grade, "price": [p for _, _, p in rows], "currency": currency, "base": "kg", "kind": "wholesale"})
+def _prices(
+    rows: list[tuple[str, str, float]], commodity: str = "maize", grade: str = "", currency: str = "KES"
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "day": [D(d) for _, d, _ in rows],
+            "market": [m for m, _, _ in rows],
+            "commodity": commodity,
+            "grade": grade,
+            "price": [p for _, _, p in rows],
+            "currency": currency,
+            "base": "kg",
+            "kind": "wholesale",
+        }
+    )
 
 
 def _sales(rows: list[dict]) -> pd.DataFrame:
@@ -50,7 +62,11 @@ def test_reference_window_nearest_stale_and_missing() -> None:
     assert out["ref_missing"].iloc[3] == "no wholesale price in the 7 days up to the sale"
     # Market d has no prices: the nearest with a price in the window is a (b is as near but
     # its 03-03 price is also in the window: ties go by code), never c (stale, far).
-    assert (out["ref_market"].iloc[4], out["ref_source"].iloc[4], out["ref_price"].iloc[4]) == ("a", "nearest market", 11.0)
+    assert (out["ref_market"].iloc[4], out["ref_source"].iloc[4], out["ref_price"].iloc[4]) == (
+        "a",
+        "nearest market",
+        11.0,
+    )
     assert out["distance_km"].iloc[4] == pytest.approx(44.48, abs=0.05)
     assert out["ref_missing"].iloc[5] == "no wholesale price for this commodity, currency and unit"
 
@@ -114,8 +130,17 @@ def test_buyer_concentration_hhi_and_shares() -> None:
 
 
 def test_dispersion_cv_and_mean_abs_log_difference() -> None:
-    prices = _prices([("a", "2024-03-01", 1.0), ("a", "2024-03-09", 1.0), ("b", "2024-03-05", 1.5),
-                      ("b", "2024-03-06", 2.5), ("c", "2024-03-07", 4.0), ("a", "2024-04-02", 3.0), ("b", "2024-04-02", 3.0)])
+    prices = _prices(
+        [
+            ("a", "2024-03-01", 1.0),
+            ("a", "2024-03-09", 1.0),
+            ("b", "2024-03-05", 1.5),
+            ("b", "2024-03-06", 2.5),
+            ("c", "2024-03-07", 4.0),
+            ("a", "2024-04-02", 3.0),
+            ("b", "2024-04-02", 3.0),
+        ]
+    )
     result = dispersion_report(prices, "maize", CFG)
     march, april = result["periods"]
     values = np.array([1.0, 2.0, 4.0])  # b's median is (1.5 + 2.5) / 2
@@ -127,8 +152,13 @@ def test_dispersion_cv_and_mean_abs_log_difference() -> None:
 
 
 def test_dispersion_keeps_one_series() -> None:
-    prices = pd.concat([_prices([("a", "2024-03-01", 1.0), ("b", "2024-03-01", 2.0)]),
-                        _prices([("a", "2024-03-01", 9.0)], grade="G1"), _prices([("c", "2024-03-01", 7.0)], currency="XOF")])
+    prices = pd.concat(
+        [
+            _prices([("a", "2024-03-01", 1.0), ("b", "2024-03-01", 2.0)]),
+            _prices([("a", "2024-03-01", 9.0)], grade="G1"),
+            _prices([("c", "2024-03-01", 7.0)], currency="XOF"),
+        ]
+    )
     series, excluded = choose_series(prices)
     assert len(series) == 2 and excluded == {"other currency": 1, "other grade or variety": 1}
     table = spread(series.assign(period=0)[["period", "market", "price"]])
@@ -157,7 +187,12 @@ def test_trend_states_with_minimum_effect_and_support() -> None:
     short = trend(_monthly(np.arange(5.0)), CFG)
     effect = CFG.effects["price_share"]
     states = decide([rising, flat, tiny, short], [effect] * 4, [0.7] * 4, CFG)
-    assert [t.state for t in states] == ["improving", "no detectable change", "no detectable change", "insufficient data"]
+    assert [t.state for t in states] == [
+        "improving",
+        "no detectable change",
+        "no detectable change",
+        "insufficient data",
+    ]
     assert "minimum important effect" in states[2].reason
     dispersion = decide([rising], [CFG.effects["dispersion_cv"]], [0.7], CFG)[0]
     assert dispersion.state == "worsening"
@@ -197,9 +232,15 @@ def _events() -> dict[str, pd.DataFrame]:
     outbound = pd.DataFrame({"farmer": pd.array([2, 2, 2, 2, 2], dtype="Int64"), "at": out_at, "day": out_at,
                              "purpose": ["bulletin", "reply", "reply", "reply", "reply"],
                              "status": ["delivered", "delivered", "delivered", "failed", "queued"]})
-    ussd = pd.DataFrame({"farmer": pd.array([0, 1, 2], dtype="Int64"), "at": out_at[:3], "day": out_at[:3],
-                         "status": ["Incomplete", "Success", "Incomplete"],
-                         "state": [{"resume": [["main", {}], ["sale_qty", {}]]}, {"prices_viewed": ["beans", "maize"]}, {}]})
+    ussd = pd.DataFrame(
+        {
+            "farmer": pd.array([0, 1, 2], dtype="Int64"),
+            "at": out_at[:3],
+            "day": out_at[:3],
+            "status": ["Incomplete", "Success", "Incomplete"],
+            "state": [{"resume": [["main", {}], ["sale_qty", {}]]}, {"prices_viewed": ["beans", "maize"]}, {}],
+        }
+    )
     return {"inbound": inbound, "outbound": outbound, "ussd": ussd,
             "subscriptions": pd.DataFrame({"farmer": [2], "commodity": ["maize"]}),
             "aliases": pd.DataFrame({"alias": ["maize", "mahindi"], "commodity": ["maize", "maize"]})}

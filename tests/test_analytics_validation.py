@@ -15,11 +15,12 @@ from smsgw.analytics.enrolment import estimate
 from smsgw.analytics.indicators import prepare
 from tests.support.dispersion import SHARED_DATA as DATA
 from tests.support.dispersion import compare, independent
+from tests.support.prerequisites import prerequisite
 
 KENYA = DATA / "kenya_wfp_food_prices_ken_2006_2023.csv"
 GHANA = DATA / "ghana_mofa_weekly_prices_2009_2014_long.csv"
 INDIA = DATA / "india_agmarknet_malabar_daily_2021_2026.csv"
-pytestmark = pytest.mark.skipif(not DATA.exists(), reason="shared/data is not beside the repository")
+pytestmark = prerequisite(DATA.exists(), "shared/data is not beside the repository")
 
 
 def test_kenya_maize_names_and_units() -> None:
@@ -28,7 +29,9 @@ def test_kenya_maize_names_and_units() -> None:
     # Trap: one crop under two names, quoted per KG and per 90 KG.
     assert set(wanted["unit"]) == {"KG", "90 KG"}
     kg = wanted["unit"].str.extract(r"^(\d+)?\s*KG$")[0].astype("float64").fillna(1.0)
-    plain = pd.DataFrame({"day": pd.to_datetime(wanted["date"]), "market": wanted["market"], "price": wanted["price"] / kg})
+    plain = pd.DataFrame(
+        {"day": pd.to_datetime(wanted["date"]), "market": wanted["market"], "price": wanted["price"] / kg}
+    )
     frame = sources.read_wfp(KENYA)
     frame = frame[frame["commodity"].isin(["Maize", "Maize (white)"]) & (frame["kind"] == "wholesale")]
     result = dispersion_report(frame.assign(commodity="maize"), "maize", AnalyticsConfig())
@@ -41,7 +44,9 @@ def test_ghana_maize_with_duplicated_keys() -> None:
     maize = raw[raw["commodity"] == "Maize"]
     assert maize.duplicated(["date", "market", "commodity"]).sum() > 0  # two bulletins, one date
     assert set(maize["unit"]) == {"100 KG"}
-    plain = pd.DataFrame({"day": pd.to_datetime(maize["date"]), "market": maize["market"], "price": maize["price_ghs"] / 100})
+    plain = pd.DataFrame(
+        {"day": pd.to_datetime(maize["date"]), "market": maize["market"], "price": maize["price_ghs"] / 100}
+    )
     frame = sources.read_mofa(GHANA)
     result = dispersion_report(frame[frame["commodity"] == "Maize"], "Maize", AnalyticsConfig(freq="week"))
     compare(result["periods"], independent(plain, "W-SUN"), "%G-W%V")
@@ -52,7 +57,9 @@ def test_india_coconut_compares_like_with_like() -> None:
     coconut = raw[raw["commodity_slug"] == "coconut"]
     main = coconut["variety"].value_counts().index[0]
     same = coconut[coconut["variety"] == main]
-    plain = pd.DataFrame({"day": pd.to_datetime(same["date"]), "market": same["market"], "price": same["modal_price"] / 100})
+    plain = pd.DataFrame(
+        {"day": pd.to_datetime(same["date"]), "market": same["market"], "price": same["modal_price"] / 100}
+    )
     frame = sources.read_agmarknet(INDIA)
     result = dispersion_report(frame[frame["commodity"] == "coconut"], "coconut", AnalyticsConfig())
     assert result["series"]["grade"] == main
@@ -70,7 +77,9 @@ def test_india_coconut_compares_like_with_like() -> None:
 def reference() -> pd.DataFrame:
     """Two years of a real daily wholesale series: black pepper at Kannur (Agmarknet)."""
     frame = sources.read_agmarknet(INDIA)
-    frame = frame[(frame["market"] == "Kannur Market") & (frame["commodity"] == "black-pepper") & (frame["grade"] == "Other")]
+    frame = frame[
+        (frame["market"] == "Kannur Market") & (frame["commodity"] == "black-pepper") & (frame["grade"] == "Other")
+    ]
     frame = frame[(frame["day"] >= "2022-01-01") & (frame["day"] < "2024-01-01")]
     return frame.assign(market="M", grade="")
 
@@ -96,11 +105,25 @@ def simulate(prices: pd.DataFrame, rng: np.random.Generator, effect: float, vill
     month = pd.DatetimeIndex(day).year * 12 + pd.DatetimeIndex(day).month
     shocks = rng.normal(0, 0.03, size=(villages, 24))[village[farmer], month - month.min()]
     post = ~np.isnat(enrolled[farmer]) & (day >= enrolled[farmer])
-    log_share = (math.log(0.7) + rng.normal(0, 0.1, n)[farmer] + shocks + rng.normal(0, 0.12, k) + math.log1p(effect) * post)
-    sales = pd.DataFrame({"sale_id": np.arange(k), "day": pd.to_datetime(day), "farmer": farmer, "commodity": "black-pepper",
-                          "grade": "", "market": "M", "quantity": rng.lognormal(3, 0.5, k), "price": market_price * np.exp(log_share),
-                          "currency": "INR", "base": "kg", "buyer_type": "farm_gate_trader",
-                          "group_order": pd.array([pd.NA] * k, dtype="Int64")})
+    log_share = (
+        math.log(0.7) + rng.normal(0, 0.1, n)[farmer] + shocks + rng.normal(0, 0.12, k) + math.log1p(effect) * post
+    )
+    sales = pd.DataFrame(
+        {
+            "sale_id": np.arange(k),
+            "day": pd.to_datetime(day),
+            "farmer": farmer,
+            "commodity": "black-pepper",
+            "grade": "",
+            "market": "M",
+            "quantity": rng.lognormal(3, 0.5, k),
+            "price": market_price * np.exp(log_share),
+            "currency": "INR",
+            "base": "kg",
+            "buyer_type": "farm_gate_trader",
+            "group_order": pd.array([pd.NA] * k, dtype="Int64"),
+        }
+    )
     return sales, people
 
 

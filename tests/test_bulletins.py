@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy as sa
 
 from smsgw.config import LANGUAGES
-from smsgw.conversations.bulletin_texts import daily_text, weekly_text
 from smsgw.messaging.encoding import encode_for_sms
 from smsgw.models import (
     BulletinRun,
@@ -19,6 +18,7 @@ from smsgw.models import (
     PriceObservation,
     Subscription,
 )
+from smsgw.services.bulletin_texts import daily_text, weekly_text
 from smsgw.services.bulletins import Policy, due_runs, run_bulletin
 
 TODAY = dt.date.today()

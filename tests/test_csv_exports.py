@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from smsgw.analytics.render import CSV_FIELDS, render_csv
 from smsgw.cli import main
-from smsgw.cli_report import dispersion_csv
+from smsgw.cli.report import dispersion_csv
 from smsgw.csv_safe import DANGEROUS, SafeDictWriter, SafeWriter, safe_cell, safe_frame
 
 HOSTILE = '=HYPERLINK("http://x","y")'
@@ -73,7 +73,10 @@ def test_dispersion_csv_neutralises_any_text(periods: list[dict]) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.lists(st.one_of(risky_text, number), max_size=5), max_size=4), st.lists(risky_text, min_size=1, max_size=4))
+@given(
+    st.lists(st.lists(st.one_of(risky_text, number), max_size=5), max_size=4),
+    st.lists(risky_text, min_size=1, max_size=4),
+)
 def test_the_writers_and_frames_neutralise_any_text(rows: list[list], header: list[str]) -> None:
     out = io.StringIO()
     SafeWriter(out, lineterminator="\n").writerows(rows)

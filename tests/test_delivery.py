@@ -192,7 +192,9 @@ def test_a_forged_success_does_not_settle_a_failed_message_either(session) -> No
     assert message.status == "failed"
 
 
-@pytest.mark.parametrize("number", [PHONE, " +254700000301 ", "0700000301", "00254700000301", "+254 700 000 301", "254700000301"])
+@pytest.mark.parametrize(
+    "number", [PHONE, " +254700000301 ", "0700000301", "00254700000301", "+254 700 000 301", "254700000301"]
+)
 def test_the_recipients_number_in_any_usual_form_applies(session, number) -> None:
     gateway_id = f"ATXid_same_{abs(hash(number))}"
     message = _sent(session, gateway_id)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+from tests.support.ports import free_port
+from tests.support.prerequisites import prerequisite
+
+pytestmark = prerequisite(Path("/proc/self/stat").exists(), "reads /proc")
 
 READY_TIMEOUT = 120  # migrate + seed + two Python start-ups on a busy 2-core machine
 STOP_TIMEOUT = 20
@@ -56,12 +58,6 @@ class Demo:
                 return response.read().decode()
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_for(check, timeout: float, what: str, demo: Demo):
@@ -123,7 +119,7 @@ def _scheduler(demo: Demo) -> int | None:
 @pytest.fixture
 def demo(tmp_path) -> Iterator[Demo]:
     """`smsgw demo` on a free port, answering USSD; killed with its group if a test fails."""
-    port = _free_port()
+    port = free_port()
     output = tmp_path / "demo.out"
     env = {
         **os.environ,

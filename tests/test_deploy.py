@@ -12,7 +12,6 @@ import re
 import secrets
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,12 +23,12 @@ import sqlalchemy as sa
 
 from smsgw.config import PROJECT_ROOT
 from tests.fake_at import FakeAfricasTalking
-from tests.support.databases import ON_POSTGRES, fresh_database
+from tests.support.databases import fresh_database
+from tests.support.ports import free_port
 
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.slow,
-    pytest.mark.skipif(not ON_POSTGRES, reason="needs TEST_DATABASE_URL (PostgreSQL)"),
 ]
 DEPLOY = PROJECT_ROOT / "deploy"
 INSTALLED_BIN = "/opt/smsgw/bin/"
@@ -66,12 +65,6 @@ def _env_file(**overrides: str) -> dict[str, str]:
     return values
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _readme_curl() -> str:
     """The Deploy section's first curl, the one that checks the service by hand."""
     text = (PROJECT_ROOT / "README.md").read_text()
@@ -92,15 +85,35 @@ def test_the_deploy_section_gives_a_working_service(tmp_path) -> None:
         )
         base = {k: v for k, v in os.environ.items() if not k.startswith(("SMSGW_", "AT_", "SMS_", "TEST_DATABASE"))}
         env = {**base, **settings}
-        port = _free_port()
+        port = free_port()
         workdir = tmp_path / "var-lib-smsgw"
         workdir.mkdir()
-        init = subprocess.run(_command(web_unit["ExecStartPre"], port), env=env, cwd=workdir, capture_output=True, text=True, timeout=120, check=False)
+        init = subprocess.run(
+            _command(web_unit["ExecStartPre"], port),
+            env=env,
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert init.returncode == 0, init.stderr
         logs = {name: (tmp_path / f"{name}.log").open("wb") for name in ("web", "scheduler")}
         processes = {
-            "web": subprocess.Popen(_command(web_unit["ExecStart"], port), env=env, cwd=workdir, stdout=logs["web"], stderr=subprocess.STDOUT),
-            "scheduler": subprocess.Popen(_command(scheduler_unit["ExecStart"], port), env=env, cwd=workdir, stdout=logs["scheduler"], stderr=subprocess.STDOUT),
+            "web": subprocess.Popen(
+                _command(web_unit["ExecStart"], port),
+                env=env,
+                cwd=workdir,
+                stdout=logs["web"],
+                stderr=subprocess.STDOUT,
+            ),
+            "scheduler": subprocess.Popen(
+                _command(scheduler_unit["ExecStart"], port),
+                env=env,
+                cwd=workdir,
+                stdout=logs["scheduler"],
+                stderr=subprocess.STDOUT,
+            ),
         }
         try:
             deadline = time.monotonic() + 90
@@ -115,12 +128,29 @@ def test_the_deploy_section_gives_a_working_service(tmp_path) -> None:
                 assert time.monotonic() < deadline, _logs(tmp_path)
                 time.sleep(0.5)
             curl = _readme_curl().replace("127.0.0.1:8000", f"127.0.0.1:{port}")
-            answer = subprocess.run(["bash", "-c", curl], env={**env, "WEBHOOK_TOKEN": token}, capture_output=True, text=True, timeout=30, check=False)
+            answer = subprocess.run(
+                ["bash", "-c", curl],
+                env={**env, "WEBHOOK_TOKEN": token},
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
             assert answer.stdout.startswith("CON "), (answer.stdout, _logs(tmp_path))
-            doctor = subprocess.run([sys.executable, "-m", "smsgw", "doctor"], env=env, cwd=workdir, capture_output=True, text=True, timeout=120, check=False)
+            doctor = subprocess.run(
+                [sys.executable, "-m", "smsgw", "doctor"],
+                env=env,
+                cwd=workdir,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
             assert doctor.returncode == 0, doctor.stdout + doctor.stderr
             # Without the token, Africa's Talking's URL is refused.
-            assert requests.post(f"http://127.0.0.1:{port}/at/ussd", data={"sessionId": "x"}, timeout=5).status_code == 403
+            assert (
+                requests.post(f"http://127.0.0.1:{port}/at/ussd", data={"sessionId": "x"}, timeout=5).status_code == 403
+            )
         finally:
             for process in processes.values():
                 process.send_signal(signal.SIGTERM)

@@ -19,7 +19,8 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from smsgw import cli_doctor, config
+from smsgw import config
+from smsgw.cli import doctor as cli_doctor
 from smsgw.cli import main
 from smsgw.db import Database, utcnow
 from smsgw.models import OutboundMessage
@@ -223,10 +224,18 @@ def test_a_stale_heartbeat(good, deployment) -> None:
 
 def _message(url: str, purpose: str, status: str, age: dt.timedelta, **fields) -> None:
     with _session(url) as session:
-        session.add(OutboundMessage(
-            idempotency_key=f"{KEY_PREFIX}{purpose}:{status}", to_phone="+254700000077", text="Maize 42 KES/kg",
-            purpose=purpose, priority=0 if purpose == "reply" else 5, status=status, created_at=utcnow() - age, **fields,
-        ))
+        session.add(
+            OutboundMessage(
+                idempotency_key=f"{KEY_PREFIX}{purpose}:{status}",
+                to_phone="+254700000077",
+                text="Maize 42 KES/kg",
+                purpose=purpose,
+                priority=0 if purpose == "reply" else 5,
+                status=status,
+                created_at=utcnow() - age,
+                **fields,
+            )
+        )
 
 
 def test_a_reply_queued_ten_minutes_ago(good, deployment) -> None:
@@ -237,7 +246,9 @@ def test_a_reply_queued_ten_minutes_ago(good, deployment) -> None:
 
 def test_a_paused_gateway(good, deployment) -> None:
     with _session(deployment.url) as session:
-        runtime_state.put(session, runtime_state.GATEWAY_PAUSE, {"reason": "InsufficientBalance", "since": utcnow().isoformat()})
+        runtime_state.put(
+            session, runtime_state.GATEWAY_PAUSE, {"reason": "InsufficientBalance", "since": utcnow().isoformat()}
+        )
     detail = _only(_doctor(good), "sending")
     assert "paused: InsufficientBalance" in detail and "smsgw outbox drain" in detail
 
@@ -282,7 +293,10 @@ def test_the_console_gateway_is_a_note_in_development_and_a_fault_in_production(
 def test_an_empty_balance_and_an_unreachable_api_fail_the_gateway(fake) -> None:
     settings = {
         **config.load_settings({"DATABASE_URL": "sqlite://"}),
-        "SMSGW_GATEWAY": "africastalking", "AT_USERNAME": "smsgw-test", "AT_API_KEY": API_KEY, "AT_API_BASE": fake.base_url,
+        "SMSGW_GATEWAY": "africastalking",
+        "AT_USERNAME": "smsgw-test",
+        "AT_API_KEY": API_KEY,
+        "AT_API_BASE": fake.base_url,
     }
     with FakeAfricasTalking(api_key=API_KEY, balance="KES 0.0000") as broke:
         check = cli_doctor.gateway_check({**settings, "AT_API_BASE": broke.base_url})

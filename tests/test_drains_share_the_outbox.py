@@ -20,7 +20,7 @@ from smsgw.db import Database
 from smsgw.messaging.outbox import Queued, enqueue_many
 from smsgw.models import OutboundMessage
 from tests.fake_at import FakeAfricasTalking
-from tests.support.databases import ON_POSTGRES, fresh_database
+from tests.support.databases import fresh_database
 from tests.support.processes import gateway_env
 
 API_KEY = "test-key"
@@ -38,7 +38,6 @@ def _left(db: Database) -> int:
 
 @pytest.mark.postgres
 @pytest.mark.slow
-@pytest.mark.skipif(not ON_POSTGRES, reason="needs TEST_DATABASE_URL (PostgreSQL)")
 def test_three_drains_and_a_slow_gateway_send_each_message_exactly_once(tmp_path) -> None:
     with fresh_database(tmp_path, "postgresql", seed=False) as url:
         db = Database(url)
@@ -55,7 +54,11 @@ def test_three_drains_and_a_slow_gateway_send_each_message_exactly_once(tmp_path
             env = gateway_env(url, fake, OUTBOX_LEASE_SECONDS=str(LEASE_SECONDS))
             logs = [(tmp_path / f"drain-{i}.log").open("wb") for i in range(3)]
             try:
-                processes.append(subprocess.Popen([sys.executable, "-m", "smsgw", "scheduler"], env=env, stdout=logs[0], stderr=subprocess.STDOUT))
+                processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "smsgw", "scheduler"], env=env, stdout=logs[0], stderr=subprocess.STDOUT
+                    )
+                )
                 # One drain that ends when the queue is empty, one that runs until stopped.
                 for i, extra in ((1, []), (2, ["--follow"])):
                     command = [sys.executable, "-m", "smsgw", "outbox", "drain", *extra]
@@ -92,12 +95,17 @@ def test_a_following_drain_sends_what_is_queued_and_stops_cleanly(tmp_path) -> N
         log = tmp_path / "follow.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "smsgw", "outbox", "drain", "--follow"], env=gateway_env(url, fake, OUTBOX_LEASE_SECONDS=str(LEASE_SECONDS)), stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "smsgw", "outbox", "drain", "--follow"],
+                env=gateway_env(url, fake, OUTBOX_LEASE_SECONDS=str(LEASE_SECONDS)),
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         try:
             for n in range(3):
                 with db.session() as session:
-                    enqueue_many(session, [Queued(to=f"+25470000090{n}", text=f"Reply {n}", key=f"follow:{n}")], purpose="reply")
+                    enqueue_many(
+                        session, [Queued(to=f"+25470000090{n}", text=f"Reply {n}", key=f"follow:{n}")], purpose="reply"
+                    )
                 deadline = time.monotonic() + 30
                 while fake.received()[(f"+25470000090{n}", f"Reply {n}")] != 1:
                     assert process.poll() is None and time.monotonic() < deadline, log.read_text()

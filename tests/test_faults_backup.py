@@ -16,11 +16,10 @@ import sqlalchemy as sa
 from smsgw import create_app
 from smsgw.db import Base, Database
 from smsgw.messaging.outbox import enqueue
-from tests.support.databases import ON_POSTGRES, fresh_database
+from tests.support.databases import fresh_database
 
 pytestmark = [
     pytest.mark.postgres,
-    pytest.mark.skipif(not ON_POSTGRES, reason="needs TEST_DATABASE_URL (PostgreSQL)"),
 ]
 
 
@@ -33,7 +32,9 @@ def _counts(url: str) -> dict[str, int]:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            counts = {t.name: conn.scalar(sa.select(sa.func.count()).select_from(t)) for t in Base.metadata.sorted_tables}
+            counts = {
+                t.name: conn.scalar(sa.select(sa.func.count()).select_from(t)) for t in Base.metadata.sorted_tables
+            }
             counts["alembic_version"] = conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
         return counts
     finally:
@@ -43,7 +44,9 @@ def _counts(url: str) -> dict[str, int]:
 @pytest.mark.slow
 def test_a_nightly_dump_restores_and_migrates(tmp_path) -> None:
     # A PostgreSQL pass without the client tools is a broken set-up, not a reason to skip.
-    assert shutil.which("pg_dump") and shutil.which("pg_restore"), "pg_dump and pg_restore are needed (postgresql-client)"
+    assert shutil.which("pg_dump") and shutil.which("pg_restore"), (
+        "pg_dump and pg_restore are needed (postgresql-client)"
+    )
     with fresh_database(tmp_path, "postgresql") as url:
         db = Database(url)
         with db.session() as session:
@@ -57,9 +60,20 @@ def test_a_nightly_dump_restores_and_migrates(tmp_path) -> None:
             with admin.connect() as conn:
                 conn.exec_driver_sql(f"CREATE DATABASE {scratch.database}")
             restore_url = scratch.render_as_string(hide_password=False)
-            subprocess.run(["pg_restore", "--no-owner", "--exit-on-error", f"--dbname={_libpq(restore_url)}", str(dump)], check=True, timeout=120)
+            subprocess.run(
+                ["pg_restore", "--no-owner", "--exit-on-error", f"--dbname={_libpq(restore_url)}", str(dump)],
+                check=True,
+                timeout=120,
+            )
             env = {**os.environ, "DATABASE_URL": restore_url, "SMSGW_GATEWAY": "console"}
-            init = subprocess.run([sys.executable, "-m", "smsgw", "init"], env=env, capture_output=True, text=True, timeout=120, check=False)
+            init = subprocess.run(
+                [sys.executable, "-m", "smsgw", "init"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
             assert init.returncode == 0 and "latest schema" in init.stdout, init.stderr
             original, restored = _counts(url), _counts(restore_url)
             assert restored == original and original["contact"] > 0 and original["outbound_message"] == 1

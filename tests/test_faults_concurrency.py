@@ -77,7 +77,9 @@ def test_fifty_simultaneous_ussd_sessions(url: str) -> None:
         with db.session() as session:
             phones = [PHONE.format(i) for i in range(CALLERS)]
             contacts = session.scalars(sa.select(Contact.id).where(Contact.phone.in_(phones))).all()
-            subscriptions = session.scalars(sa.select(Subscription.contact_id).where(Subscription.contact_id.in_(contacts))).all()
+            subscriptions = session.scalars(
+                sa.select(Subscription.contact_id).where(Subscription.contact_id.in_(contacts))
+            ).all()
             sessions = session.scalars(sa.select(UssdSession.status).where(UssdSession.phone.in_(phones))).all()
     finally:
         db.dispose()

@@ -18,13 +18,12 @@ from smsgw import create_app
 from smsgw.conversations.ussd.session import apology
 from smsgw.db import Database
 from smsgw.models import InboundMessage, OutboundMessage, UssdSession
-from tests.support.databases import ON_POSTGRES, fresh_database
+from tests.support.databases import fresh_database
 from tests.support.server import AppServer
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = [
     pytest.mark.postgres,
-    pytest.mark.skipif(not ON_POSTGRES, reason="needs TEST_DATABASE_URL (PostgreSQL)"),
 ]
 FARMER = "+254700000001"
 IN_TIME = 2.0  # seconds: AT gives up on a USSD hop after a few
@@ -53,7 +52,13 @@ def _sms(server: AppServer, gateway_id: str) -> requests.Response:
 
 
 def _ussd(server: AppServer, session_id: str, text: str = "") -> tuple[requests.Response, float]:
-    fields = {"sessionId": session_id, "phoneNumber": FARMER, "serviceCode": "*384*1#", "networkCode": "63902", "text": text}
+    fields = {
+        "sessionId": session_id,
+        "phoneNumber": FARMER,
+        "serviceCode": "*384*1#",
+        "networkCode": "63902",
+        "text": text,
+    }
     started = time.monotonic()
     response = requests.post(f"{server.url}/at/ussd", data=fields, timeout=30)
     return response, time.monotonic() - started
@@ -64,7 +69,9 @@ def _stored(direct: Database, gateway_id: str) -> tuple[int, int]:
     with direct.session() as session:
         ids = session.scalars(sa.select(InboundMessage.id).where(InboundMessage.gateway_id == gateway_id)).all()
         replies = session.scalar(
-            sa.select(sa.func.count(OutboundMessage.id)).where(OutboundMessage.idempotency_key.in_([f"reply:{i}" for i in ids]))
+            sa.select(sa.func.count(OutboundMessage.id)).where(
+                OutboundMessage.idempotency_key.in_([f"reply:{i}" for i in ids])
+            )
         )
     return len(ids), replies
 

@@ -54,7 +54,9 @@ def _play(client, phone: str, inputs: list[str], order: str) -> tuple[str, list[
     session_id = f"dup-{next(_ids)}"
     bodies = []
     for text in _schedule(_hops(inputs), order):
-        response = client.post("/at/ussd", data={"sessionId": session_id, "phoneNumber": phone, "serviceCode": "*384#", "text": text})
+        response = client.post(
+            "/at/ussd", data={"sessionId": session_id, "phoneNumber": phone, "serviceCode": "*384#", "text": text}
+        )
         assert response.status_code == 200
         body = response.get_data(as_text=True)
         assert body[:4] in ("CON ", "END ") and "went wrong" not in body, (text, body)
@@ -95,7 +97,9 @@ def test_ussd_commitment_replayed_is_one_commitment_and_one_receipt(client, sess
         unit=bag, price=Decimal(4300), deadline=utcnow() + dt.timedelta(days=3),
     )
     session.commit()
-    listing = client.post("/at/ussd", data={"sessionId": f"dup-{next(_ids)}", "phoneNumber": MEMBER, "text": "3"}).get_data(as_text=True)
+    listing = client.post(
+        "/at/ussd", data={"sessionId": f"dup-{next(_ids)}", "phoneNumber": MEMBER, "text": "3"}
+    ).get_data(as_text=True)
     number = next(line.removeprefix("CON ").split(" ")[0] for line in listing.splitlines() if f"#{opened.id}" in line)
     _, bodies = _play(client, MEMBER, ["3", number, "1", "15", "1"], order)
     assert any("15/200" in body for body in bodies), bodies
@@ -108,14 +112,31 @@ def test_ussd_commitment_replayed_is_one_commitment_and_one_receipt(client, sess
 @pytest.mark.parametrize("order", ORDERS)
 def test_inbound_sms_replayed_is_stored_once_with_one_reply_and_one_effect(client, session, order) -> None:
     contact = session.scalar(sa.select(Contact).where(Contact.phone == LEADER))
-    sales, subs = _count(session, SaleReport.id), _count(session, Subscription.id, Subscription.contact_id == contact.id)
-    texts = {f"dup-sms-{order}-1": "SOLD 10bag90 maize 4300", f"dup-sms-{order}-2": "SUB POTATOES NAIROBI", f"dup-sms-{order}-3": "PRICE MAIZE"}
+    sales, subs = (
+        _count(session, SaleReport.id),
+        _count(session, Subscription.id, Subscription.contact_id == contact.id),
+    )
+    texts = {
+        f"dup-sms-{order}-1": "SOLD 10bag90 maize 4300",
+        f"dup-sms-{order}-2": "SUB POTATOES NAIROBI",
+        f"dup-sms-{order}-3": "PRICE MAIZE",
+    }
     for gateway_id in _schedule(list(texts), order):
-        fields = {"from": LEADER, "to": "22384", "text": texts[gateway_id], "id": gateway_id, "date": "2026-11-22 06:00:00"}
+        fields = {
+            "from": LEADER,
+            "to": "22384",
+            "text": texts[gateway_id],
+            "id": gateway_id,
+            "date": "2026-11-22 06:00:00",
+        }
         assert client.post("/at/sms", data=fields).status_code == 200
     ids = session.scalars(sa.select(InboundMessage.id).where(InboundMessage.gateway_id.in_(texts))).all()
     assert len(ids) == 3
-    replies = session.scalars(sa.select(OutboundMessage.idempotency_key).where(OutboundMessage.to_phone == LEADER, OutboundMessage.purpose == "reply")).all()
+    replies = session.scalars(
+        sa.select(OutboundMessage.idempotency_key).where(
+            OutboundMessage.to_phone == LEADER, OutboundMessage.purpose == "reply"
+        )
+    ).all()
     assert sorted(replies) == sorted(f"reply:{i}" for i in ids)
     assert _count(session, SaleReport.id) == sales + 1
     assert _count(session, Subscription.id, Subscription.contact_id == contact.id) == subs + 1
@@ -130,14 +151,23 @@ def test_delivery_reports_replayed_move_each_message_forward_once(client, sessio
     }
     messages = {}
     for gateway_id in reports:
-        message = enqueue(session, to=MEMBER, text=f"hello {gateway_id}", purpose="order", key=f"dup:{order}:{gateway_id}")
+        message = enqueue(
+            session, to=MEMBER, text=f"hello {gateway_id}", purpose="order", key=f"dup:{order}:{gateway_id}"
+        )
         message.status, message.gateway_message_id, message.sent_at = "sent", gateway_id, utcnow()
         messages[gateway_id] = message
     session.commit()
     finals: dict[str, dt.datetime] = {}
     callbacks = [(gateway_id, status) for gateway_id, statuses in reports.items() for status in statuses]
     for gateway_id, status in _schedule(callbacks, order):
-        fields = {"id": gateway_id, "status": status, "phoneNumber": MEMBER, "networkCode": "63902", "failureReason": "UserInSufficientCredit" if status == "Failed" else "", "retryCount": "0"}
+        fields = {
+            "id": gateway_id,
+            "status": status,
+            "phoneNumber": MEMBER,
+            "networkCode": "63902",
+            "failureReason": "UserInSufficientCredit" if status == "Failed" else "",
+            "retryCount": "0",
+        }
         assert client.post("/at/delivery", data=fields).status_code == 200
         session.expire_all()
         row = session.get(OutboundMessage, messages[gateway_id].id)
@@ -149,7 +179,9 @@ def test_delivery_reports_replayed_move_each_message_forward_once(client, sessio
     assert status == {"ATXid_ok": "delivered", "ATXid_bad": "failed", "ATXid_late": "delivered"}
     assert session.get(OutboundMessage, messages["ATXid_bad"].id).last_error == "UserInSufficientCredit"
     # Every report is kept as received, for the record.
-    assert _count(session, DeliveryReport.id, DeliveryReport.gateway_message_id.in_(reports)) == REPLAYS * len(callbacks)
+    assert _count(session, DeliveryReport.id, DeliveryReport.gateway_message_id.in_(reports)) == REPLAYS * len(
+        callbacks
+    )
 
 
 @pytest.mark.parametrize("order", ORDERS)
@@ -163,7 +195,14 @@ def test_ussd_end_event_replayed_ends_the_session_once(client, session, order) -
             data = {"sessionId": session_id, "phoneNumber": LEADER, "text": text}
             assert client.post("/at/ussd", data=data).status_code == 200
             continue
-        data = {"sessionId": session_id, "phoneNumber": LEADER, "status": "Success", "durationInMillis": "41000", "input": "1", "cost": "KES 0.50"}
+        data = {
+            "sessionId": session_id,
+            "phoneNumber": LEADER,
+            "status": "Success",
+            "durationInMillis": "41000",
+            "input": "1",
+            "cost": "KES 0.50",
+        }
         assert client.post("/at/ussd/events", data=data).status_code == 200
         session.expire_all()
         row = session.scalar(sa.select(UssdSession).where(UssdSession.session_id == session_id))
@@ -175,7 +214,12 @@ def test_ussd_end_event_replayed_ends_the_session_once(client, session, order) -
     session.expire_all()
     rows = session.scalars(sa.select(UssdSession).where(UssdSession.session_id == session_id)).all()
     assert len(rows) == 1
-    assert (rows[0].status, rows[0].duration_ms, rows[0].cost, rows[0].ended_at) == ("Success", 41000, "KES 0.50", ended_at)
+    assert (rows[0].status, rows[0].duration_ms, rows[0].cost, rows[0].ended_at) == (
+        "Success",
+        41000,
+        "KES 0.50",
+        ended_at,
+    )
     assert _count(session, SaleReport.id) == sales + 1
 
 

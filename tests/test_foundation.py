@@ -12,8 +12,8 @@ from alembic.runtime.migration import MigrationContext
 
 from smsgw import create_app
 from smsgw.config import PROJECT_ROOT, ConfigError, load_settings
-from smsgw.db import Base
-from smsgw.models import Contact, PriceObservation
+from smsgw.db import READ_ONLY, Base
+from smsgw.models import Commodity, Contact, Market, PriceObservation, Unit
 from smsgw.scheduler import JOBSTORE_TABLE
 from smsgw.services.seeding import seed_demo
 
@@ -58,12 +58,29 @@ def test_seed_twice_changes_nothing(session) -> None:
     assert _counts(session) == before
 
 
-def test_seeded_prices_are_normalised_per_kg(session) -> None:
-    row = session.scalars(
-        sa.select(PriceObservation).where(PriceObservation.kind == "wholesale").limit(1)
+@pytest.mark.parametrize(
+    ("market", "commodity", "kind", "amount", "unit", "per_base"),
+    [
+        # content/prices/kenya.csv, days_ago 0, divided by hand: 4250 / 90, 11250 / 90, ...
+        ("nakuru", "maize", "wholesale", "4250", "bag90", "47.222222"),
+        ("nakuru", "beans", "wholesale", "11250", "bag90", "125.000000"),
+        ("eldoret", "beans", "wholesale", "10800", "bag90", "120.000000"),
+        ("nairobi-wakulima", "beans", "retail", "190", "kg", "190.000000"),
+        ("nairobi-wakulima", "beans", "wholesale", "12225", "bag90", "135.833333"),
+    ],
+)
+def test_seeded_prices_are_normalised_per_kg(session, market, commodity, kind, amount, unit, per_base) -> None:
+    row = session.execute(
+        sa.select(
+            PriceObservation.amount, Unit.code, Unit.base, PriceObservation.price_per_base, PriceObservation.status
+        )
+        .join(Unit, Unit.id == PriceObservation.unit_id)
+        .join(Market, Market.id == PriceObservation.market_id)
+        .join(Commodity, Commodity.id == PriceObservation.commodity_id)
+        .where(Market.code == market, Commodity.code == commodity, PriceObservation.kind == kind,
+               PriceObservation.source == "demo", PriceObservation.observed_on == dt.date.today())
     ).one()
-    assert abs(row.price_per_base - row.amount / row.unit.factor) < Decimal("0.000001")
-    assert row.status == "approved"
+    assert tuple(row) == (Decimal(amount), unit, "kg", Decimal(per_base), "approved")
 
 
 def test_production_refuses_to_start_without_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,14 +114,18 @@ def test_bad_database_url_is_one_clear_error(url: str, message: str) -> None:
         load_settings({"DATABASE_URL": url})
 
 
-def test_sessions_roll_back_between_tests_part_one(session) -> None:
-    session.add(Contact(phone="+254799999991", language="en"))
+@pytest.mark.parametrize("run", ["first", "second"])
+def test_sessions_roll_back_between_tests(session, engine: sa.Engine, run: str) -> None:
+    """Twice the same test, in either order: each starts without the other's committed row,
+    and the row it commits is never committed to the database (a savepoint of the test's
+    transaction, which the fixture rolls back), so no other connection ever sees it."""
+    phone = "+254799999991"
+    assert session.scalar(sa.select(Contact).where(Contact.phone == phone)) is None
+    session.add(Contact(phone=phone, language="en"))
     session.commit()
-    assert session.scalar(sa.select(Contact).where(Contact.phone == "+254799999991"))
-
-
-def test_sessions_roll_back_between_tests_part_two(session) -> None:
-    assert session.scalar(sa.select(Contact).where(Contact.phone == "+254799999991")) is None
+    assert session.scalar(sa.select(Contact.phone).where(Contact.phone == phone)) == phone
+    with engine.execution_options(**{READ_ONLY: True}).connect() as other:  # a reader: no write lock on SQLite
+        assert other.scalar(sa.select(sa.func.count(Contact.id)).where(Contact.phone == phone)) == 0
 
 
 def test_contact_phone_must_be_e164(session) -> None:

@@ -97,7 +97,9 @@ def test_a_group_gets_at_most_three_messages_a_day(client, session) -> None:
 
 def test_a_senegalese_leader_writes_in_wolof(client, session) -> None:
     send(client, "+221770000001", "BATAAXAL Ndaje ci altine ci 10 waxtu")
-    assert reply(session, "+221770000001") == "Yonnee nanu ko GIE Ndiaffate Arachide. Way-bokk yi ko jot: 3."
+    assert (
+        reply(session, "+221770000001") == "Yonnee nañu ko GIE Ndiaffate Arachide. Way-bokk yi ko jot: 3."
+    )  # nañu, issue 17
     assert {text for _, text in copies(session)} == {"GIE Ndiaffate Arachide: Ndaje ci altine ci 10 waxtu"}
 
 

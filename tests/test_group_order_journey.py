@@ -14,7 +14,12 @@ def test_open_by_sms_commit_by_ussd_and_sms_total_and_close(client, session) -> 
     send(client, LEADER, "OPEN SELL 100 MAIZE 4400 7")
     order = session.scalars(sa.select(GroupOrder).order_by(GroupOrder.id.desc())).first()
     assert order.target_quantity == 100 and order.status == "open"
-    announced = {m.to_phone for m in session.scalars(sa.select(OutboundMessage).where(OutboundMessage.idempotency_key.like(f"order:{order.id}:opened:%")))}
+    announced = {
+        m.to_phone
+        for m in session.scalars(
+            sa.select(OutboundMessage).where(OutboundMessage.idempotency_key.like(f"order:{order.id}:opened:%"))
+        )
+    }
     assert {MEMBER_USSD, MEMBER_SMS} <= announced
 
     phone = Phone(client, MEMBER_USSD)
@@ -30,11 +35,17 @@ def test_open_by_sms_commit_by_ussd_and_sms_total_and_close(client, session) -> 
     send(client, LEADER, f"CLOSE {order.id}")
     session.refresh(order)
     assert order.status == "closed" and order.committed_total == 20
-    assert session.scalar(sa.select(sa.func.sum(Commitment.order_quantity)).where(Commitment.order_id == order.id)) == 20
+    assert (
+        session.scalar(sa.select(sa.func.sum(Commitment.order_quantity)).where(Commitment.order_id == order.id)) == 20
+    )
 
-    receipts = session.scalars(sa.select(OutboundMessage).where(OutboundMessage.idempotency_key.like(f"order:{order.id}:commit:%"))).all()
+    receipts = session.scalars(
+        sa.select(OutboundMessage).where(OutboundMessage.idempotency_key.like(f"order:{order.id}:commit:%"))
+    ).all()
     assert {m.to_phone for m in receipts} == {MEMBER_USSD, MEMBER_SMS}
-    closing = session.scalars(sa.select(OutboundMessage).where(OutboundMessage.idempotency_key.like(f"order:{order.id}:closed:%"))).all()
+    closing = session.scalars(
+        sa.select(OutboundMessage).where(OutboundMessage.idempotency_key.like(f"order:{order.id}:closed:%"))
+    ).all()
     assert {m.to_phone for m in closing} == {MEMBER_USSD, MEMBER_SMS}
     assert all(m.segments == 1 for m in [*receipts, *closing])
 

@@ -23,8 +23,11 @@ from tests.test_admin_fixtures import csrf_token
 pytest_plugins = ["tests.test_admin_fixtures"]
 
 HUGE = [2**31, 2**31 + 1, 2**63, 2**64, 10**30]
-HOSTILE = ["\x00", "a\x00b", "1\x00", "\x01", "\x1b[31m", "\x7f", "\x85", "\r\nSet-Cookie:x", "\t", "x\ny",
-           str(2**31), str(2**63), str(10**30), "9" * 5000, "²", "-1", "%", "\\", "'", "\u2028", "9999-12-31", "0001-01-01", "1e400", "nan"]
+HOSTILE = [
+    "\x00", "a\x00b", "1\x00", "\x01", "\x1b[31m", "\x7f", "\x85", "\r\nSet-Cookie:x", "\t", "x\ny",
+    str(2**31), str(2**63), str(10**30), "9" * 5000, "²", "-1", "%", "\\", "'", "\u2028",
+    "9999-12-31", "0001-01-01", "1e400", "nan",
+]
 # Query arguments the admin pages read directly (request.args.get) besides the forms' fields.
 PLAIN_ARGS = {"page", "next", "direction", "mode", "phone", "freq", "commodity", "status", "market", "kind", "q"}
 ROLES = ("viewer", "operator", "admin")
@@ -111,7 +114,9 @@ def test_hostile_path_segments(app: Flask, as_role) -> None:
         assert response.status_code in (400, 404), (url, response.status_code)
 
 
-@pytest.mark.parametrize("target", ["/admin/\r\nSet-Cookie:x", "/admin/\x00", "/admin/\nx", "/admin/\u2028", "/admin/\t"])
+@pytest.mark.parametrize(
+    "target", ["/admin/\r\nSet-Cookie:x", "/admin/\x00", "/admin/\nx", "/admin/\u2028", "/admin/\t"]
+)
 def test_safe_next_refuses_control_characters(app: Flask, target: str) -> None:
     with app.test_request_context():
         assert safe_next(target) == "/admin/"
@@ -139,7 +144,9 @@ def test_next_with_a_line_break_never_reaches_a_header(app: Flask, users, as_rol
 def test_a_nul_byte_in_a_form_body_is_refused(app: Flask, as_role) -> None:
     operator = as_role("operator")
     token = csrf_token(operator, "/admin/people")
-    response = operator.post("/admin/simulator/sms", data={"csrf_token": token, "phone": "+254700000009", "text": "PRICE\x00maize"})
+    response = operator.post(
+        "/admin/simulator/sms", data={"csrf_token": token, "phone": "+254700000009", "text": "PRICE\x00maize"}
+    )
     _check(response, "sms")
     assert response.status_code == 400
 

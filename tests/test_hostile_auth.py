@@ -34,7 +34,17 @@ CALLBACKS = {
     "/at/sms": {"from": FARMER, "to": "22384", "text": "STOP", "id": "auth-sms-1"},
     "/at/delivery": {"id": "ATXid_auth", "status": "Failed", "phoneNumber": FARMER},
 }
-WRONG = ["", "wrong", TOKEN[:-1], TOKEN + "x", TOKEN.upper(), " " + TOKEN, "Tk-8f3a9c1e-secrét", "%00", TOKEN.replace("-", "%2E")]
+WRONG = [
+    "",
+    "wrong",
+    TOKEN[:-1],
+    TOKEN + "x",
+    TOKEN.upper(),
+    " " + TOKEN,
+    "Tk-8f3a9c1e-secrét",
+    "%00",
+    TOKEN.replace("-", "%2E"),
+]
 
 
 @pytest.fixture()
@@ -110,17 +120,29 @@ def test_the_token_and_phone_numbers_never_reach_the_logs(served, caplog, monkey
     caplog.set_level(logging.INFO, logger="werkzeug")
     with caplog.at_level(logging.INFO):
         for path, fields in CALLBACKS.items():
-            response = requests.post(f"{served.url}{path}?token={TOKEN}&phoneNumber={encoded_phone}", data=fields, timeout=30)
+            response = requests.post(
+                f"{served.url}{path}?token={TOKEN}&phoneNumber={encoded_phone}", data=fields, timeout=30
+            )
             assert response.status_code == 200
-        assert requests.post(f"{served.url}/at/sms?token={TOKEN}x", data=CALLBACKS["/at/sms"], timeout=30).status_code == 403
+        assert (
+            requests.post(f"{served.url}/at/sms?token={TOKEN}x", data=CALLBACKS["/at/sms"], timeout=30).status_code
+            == 403
+        )
         # An unexpected error: Flask logs the traceback, whose text quotes the phone and the URL.
         def broken(*_args, **_kwargs):
             raise RuntimeError(f"cannot store SMS from {FARMER} for /at/sms?token={TOKEN}")
 
         monkeypatch.setattr(webhooks, "receive", broken)
-        assert requests.post(f"{served.url}/at/sms?token={TOKEN}", data={**CALLBACKS["/at/sms"], "id": "boom"}, timeout=30).status_code == 500
+        assert (
+            requests.post(
+                f"{served.url}/at/sms?token={TOKEN}", data={**CALLBACKS["/at/sms"], "id": "boom"}, timeout=30
+            ).status_code
+            == 500
+        )
         # And our own modules' lines, by a child of the smsgw logger.
-        logging.getLogger("smsgw.web.webhooks").warning("callback %s from %s", f"https://x.example/at/sms?token={TOKEN}", FARMER)
+        logging.getLogger("smsgw.web.webhooks").warning(
+            "callback %s from %s", f"https://x.example/at/sms?token={TOKEN}", FARMER
+        )
 
         def access_lines() -> list[str]:
             return [r.getMessage() for r in caplog.records if r.name == "werkzeug" and "/at/" in r.getMessage()]
@@ -134,7 +156,9 @@ def test_the_token_and_phone_numbers_never_reach_the_logs(served, caplog, monkey
     access = access_lines()
     assert len(access) == 6, access  # the lines were written, redacted
     assert all("token=[redacted]" in line for line in access)
-    leaks = [line for line in text.splitlines() if TOKEN.lower() in line.lower() or FARMER in line or "254700000002" in line]
+    leaks = [
+        line for line in text.splitlines() if TOKEN.lower() in line.lower() or FARMER in line or "254700000002" in line
+    ]
     assert leaks == []
     assert "+254*******01" in text and "RuntimeError" in text
 
@@ -144,7 +168,10 @@ def test_the_token_and_phone_numbers_never_reach_the_logs(served, caplog, monkey
     [
         ("POST /at/sms?token=abc123xyz HTTP/1.1", "POST /at/sms?token=[redacted] HTTP/1.1"),
         ("/at/ussd?x=1&TOKEN=abc&y=2", "/at/ussd?x=1&TOKEN=[redacted]&y=2"),
-        ("cb=https%3A%2F%2Fh%2Fat%2Fsms%3Ftoken%3Dabc%26x%3D1", "cb=https%3A%2F%2Fh%2Fat%2Fsms%3Ftoken%3D[redacted]%26x%3D1"),
+        (
+            "cb=https%3A%2F%2Fh%2Fat%2Fsms%3Ftoken%3Dabc%26x%3D1",
+            "cb=https%3A%2F%2Fh%2Fat%2Fsms%3Ftoken%3D[redacted]%26x%3D1",
+        ),
         ("u=a%253Ftoken%253Dabc%2526b", "u=a%253Ftoken%253D[redacted]%2526b"),
         ("from +254712345678 to %2B221770000001", "from +254*******78 to %2B221*******01"),
         ("phoneNumber=254712345678&x=1", "phoneNumber=254*******78&x=1"),
@@ -156,7 +183,9 @@ def test_redaction_patterns(raw: str, clean: str) -> None:
 
 
 def test_configured_secrets_are_redacted_anywhere_in_any_encoding() -> None:
-    record = logging.LogRecord("smsgw.x", logging.INFO, __file__, 1, "key %s then %s", ("s3cret/val&ue", "s3cret%2Fval%26ue"), None)
+    record = logging.LogRecord(
+        "smsgw.x", logging.INFO, __file__, 1, "key %s then %s", ("s3cret/val&ue", "s3cret%2Fval%26ue"), None
+    )
     RedactingFilter(["s3cret/val&ue"]).filter(record)
     assert record.getMessage() == "key [redacted] then [redacted]"
 
@@ -167,4 +196,7 @@ def test_gunicorn_lines_are_redacted_too(app, caplog, name) -> None:
     atoms = {"h": "10.0.0.7", "r": f"POST /at/sms?token={TOKEN}&phoneNumber=%2B254700000001 HTTP/1.1", "s": "200"}
     with caplog.at_level(logging.INFO, logger=name):
         logging.getLogger(name).info('%(h)s "%(r)s" %(s)s', atoms)
-    assert caplog.records[-1].getMessage() == '10.0.0.7 "POST /at/sms?token=[redacted]&phoneNumber=%2B254*******01 HTTP/1.1" 200'
+    assert (
+        caplog.records[-1].getMessage()
+        == '10.0.0.7 "POST /at/sms?token=[redacted]&phoneNumber=%2B254*******01 HTTP/1.1" 200'
+    )

@@ -95,7 +95,10 @@ def test_the_gateway_sends_only_to_mobiles(prefixes) -> None:
     gateway = AllowedPrefixes(ConsoleGateway(printed), prefixes)
     results = {result.phone: result for result in gateway.send("Maize 4,300", [*NOT_MOBILE, *MOBILES], None)}
     for phone in NOT_MOBILE:
-        assert (results[phone].outcome, results[phone].error) == ("failed", "not a mobile number (premium-rate, fixed line or invalid)")
+        assert (results[phone].outcome, results[phone].error) == (
+            "failed",
+            "not a mobile number (premium-rate, fixed line or invalid)",
+        )
         assert phone not in printed.getvalue()
     assert all(results[phone].outcome == "sent" for phone in MOBILES)
 
@@ -111,9 +114,15 @@ def test_a_premium_rate_sender_gets_no_reply_on_the_wire(client, db, session) ->
     enqueue(session, to="+254700000001", text="Maize 4,300", purpose="bulletin", key="num:mobile:bulletin")
     session.commit()
     printed = io.StringIO()
-    drain_once(db, AllowedPrefixes(ConsoleGateway(printed), ["+254", "+221"]), keys=[*keys, "num:premium:bulletin", "num:mobile:bulletin"])
+    drain_once(
+        db,
+        AllowedPrefixes(ConsoleGateway(printed), ["+254", "+221"]),
+        keys=[*keys, "num:premium:bulletin", "num:mobile:bulletin"],
+    )
     session.expire_all()
     rows = session.scalars(sa.select(OutboundMessage).where(OutboundMessage.to_phone == PREMIUM)).all()
     assert len(rows) == len(keys) + 1
-    assert {(row.status, row.last_error) for row in rows} == {("failed", "not a mobile number (premium-rate, fixed line or invalid)")}
+    assert {(row.status, row.last_error) for row in rows} == {
+        ("failed", "not a mobile number (premium-rate, fixed line or invalid)")
+    }
     assert PREMIUM not in printed.getvalue() and "+254700000001" in printed.getvalue()

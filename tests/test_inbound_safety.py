@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from smsgw import create_app
 from smsgw.conversations.sms import intake
-from smsgw.conversations.sms.commands import dispatch as real_dispatch
 from smsgw.conversations.sms.intake import APOLOGY, retry_inbound
+from smsgw.conversations.sms.router import dispatch as real_dispatch
 from smsgw.db import Database, utcnow
 from smsgw.i18n import Text
 from smsgw.messaging.encoding import encode_for_sms
@@ -104,7 +104,11 @@ def test_handler_bug_stores_the_message_answers_200_and_apologises(client, sessi
 
 @pytest.mark.parametrize(
     ("phone", "text", "lang"),
-    [("+221770000002", "PRIX MIL KAOLACK", "fr"), ("+254700000002", "BEI MAHINDI", "sw"), ("+221770000001", "NJEG DUGUB", "wo")],
+    [
+        ("+221770000002", "PRIX MIL KAOLACK", "fr"),
+        ("+254700000002", "BEI MAHINDI", "sw"),
+        ("+221770000001", "NJEG DUGUB", "wo"),
+    ],
 )
 def test_the_apology_is_in_the_farmers_language(client, session, fault, phone, text, lang) -> None:
     sms = fields(phone, text)
@@ -140,7 +144,9 @@ def test_the_handling_is_undone_but_not_the_message(client, session, monkeypatch
     assert client.post("/at/sms", data=sms).status_code == 200
     [row] = inbound(session, sms["id"])
     assert row.status == "error"
-    contact = session.scalar(sa.select(Contact).where(Contact.phone == FARMER).execution_options(populate_existing=True))
+    contact = session.scalar(
+        sa.select(Contact).where(Contact.phone == FARMER).execution_options(populate_existing=True)
+    )
     assert contact.name == "Wanjiru Kamau"
 
 
@@ -190,7 +196,9 @@ def test_a_fresh_received_message_is_not_retried_but_a_stuck_one_is(client, sess
     assert retry_inbound(session, settings, 10**9) is None
 
 
-def test_when_even_the_error_cannot_be_recorded_the_message_stays_received(client, session, settings, fault, monkeypatch) -> None:
+def test_when_even_the_error_cannot_be_recorded_the_message_stays_received(
+    client, session, settings, fault, monkeypatch
+) -> None:
     def also_broken(*_args, **_kwargs):
         raise RuntimeError("database gone after the raw commit")
 
@@ -273,7 +281,9 @@ def test_on_a_real_server_the_message_survives_the_rollback(tmp_path, monkeypatc
             with direct.session() as session:
                 [row] = inbound(session, "ATXid_server")
                 assert row.status == "error"
-                assert [m.idempotency_key for m in outbox(session, f"apology:{row.id}", f"reply:{row.id}")] == [f"apology:{row.id}"]
+                assert [m.idempotency_key for m in outbox(session, f"apology:{row.id}", f"reply:{row.id}")] == [
+                    f"apology:{row.id}"
+                ]
             monkeypatch.setattr(intake, "dispatch", _slow_dispatch)
             settings = app.config
             results: list[str | None] = []

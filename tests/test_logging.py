@@ -15,7 +15,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from smsgw.db import Database
 from smsgw.logs import StderrHandler, configure_logging
 from smsgw.messaging.outbox import enqueue
 from tests.support.databases import BACKENDS, fresh_database
+from tests.support.ports import free_port, refusing_port
 
 TOKEN = "Tk-log-3f9a7c21-secret"
 AT_API_KEY = "atsk-0d1e2f3a4b5c6d7e"
@@ -58,18 +58,11 @@ def _procfile(name: str) -> str:
     raise AssertionError(f"no {name} process in the Procfile")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture()
 def dead_port() -> Iterator[int]:
     """A port bound but never listening: connecting to it is refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
+    with refusing_port() as port:
+        yield port
 
 
 @pytest.fixture(params=BACKENDS)
@@ -127,13 +120,18 @@ def _ddl(url: str, *statements: str) -> None:
 def _refuse_sending(url: str) -> None:
     """A database error whose text names a recipient: every claim of a message fails."""
     if url.startswith("sqlite"):
-        _ddl(url, f"CREATE TRIGGER refuse_sending BEFORE UPDATE ON outbound_message BEGIN SELECT RAISE(ABORT, 'no sending to {RECIPIENT}'); END")
+        _ddl(
+            url,
+            "CREATE TRIGGER refuse_sending BEFORE UPDATE ON outbound_message BEGIN SELECT RAISE(ABORT, 'no sending "
+            f"to {RECIPIENT}'); END",
+        )
         return
     _ddl(  # psycopg reads % as a placeholder mark: %% is one %
         url,
         "CREATE FUNCTION refuse_sending() RETURNS trigger LANGUAGE plpgsql AS "
         "$$ BEGIN RAISE EXCEPTION 'no sending to %%', NEW.to_phone; END $$",
-        "CREATE TRIGGER refuse_sending BEFORE UPDATE ON outbound_message FOR EACH ROW EXECUTE FUNCTION refuse_sending()",
+        "CREATE TRIGGER refuse_sending BEFORE UPDATE ON outbound_message FOR EACH ROW EXECUTE FUNCTION "
+        "refuse_sending()",
     )
 
 
@@ -145,7 +143,9 @@ def _wait_for(path: Path, pattern: str, process: subprocess.Popen, seconds: floa
         time.sleep(0.1)
 
 
-def _check(stdout: str, stderr: str, process: str, log_format: str, *, shown: Callable[[str], bool] = lambda _: False) -> list[dict]:
+def _check(
+    stdout: str, stderr: str, process: str, log_format: str, *, shown: Callable[[str], bool] = lambda _: False
+) -> list[dict]:
     """Nothing leaked, INFO lines written; the log records (parsed when JSON)."""
     assert _leaks(stderr) == []
     # stdout is the command's own output: only what it is meant to show may name a phone.
@@ -161,7 +161,9 @@ def _check(stdout: str, stderr: str, process: str, log_format: str, *, shown: Ca
             assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["time"]), record
             records.append(record)
     else:
-        pattern = re.compile(rf"^\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{{3}}Z {process}\[(\d+)\] ([A-Z]+) ([\w.]+): (.*)$")
+        pattern = re.compile(
+            rf"^\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{{3}}Z {process}\[(\d+)\] ([A-Z]+) ([\w.]+): (.*)$"
+        )
         records = []
         for line in lines:
             found = pattern.match(line)
@@ -187,19 +189,33 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def _ussd(base: str, session_id: str, **headers: str) -> requests.Response:
-    fields = {"sessionId": session_id, "phoneNumber": CALLER, "serviceCode": "*384*7#", "networkCode": "63902", "text": ""}
+    fields = {
+        "sessionId": session_id,
+        "phoneNumber": CALLER,
+        "serviceCode": "*384*7#",
+        "networkCode": "63902",
+        "text": "",
+    }
     # A phone number in the query string too: the access line must mask it.
     url = f"{base}/at/ussd?token={TOKEN}&phoneNumber={quote(CALLER, safe='')}"
     return requests.post(url, data=fields, headers=headers, timeout=30)
 
 
 def _sms(base: str, gateway_id: str, token: str = TOKEN) -> requests.Response:
-    fields = {"from": TEXTER, "to": "22384", "text": "PRICE MAIZE", "id": gateway_id, "date": "2025-03-01 08:15:00", "linkId": "", "networkCode": "63902"}
+    fields = {
+        "from": TEXTER,
+        "to": "22384",
+        "text": "PRICE MAIZE",
+        "id": gateway_id,
+        "date": "2025-03-01 08:15:00",
+        "linkId": "",
+        "networkCode": "63902",
+    }
     return requests.post(f"{base}/at/sms?token={token}", data=fields, timeout=30)
 
 
 def test_the_web_process_under_gunicorn(database, env, tmp_path, log_format) -> None:
-    port = _free_port()
+    port = free_port()
     command = _procfile("web").replace("0.0.0.0:", "127.0.0.1:")
     out, err = tmp_path / "web.out", tmp_path / "web.err"
     with out.open("w") as stdout, err.open("w") as stderr:
@@ -222,7 +238,11 @@ def test_the_web_process_under_gunicorn(database, env, tmp_path, log_format) -> 
         assert _sms(base, "log-sms-1").status_code == 200
         assert _sms(base, "log-sms-2", token="wrong-token").status_code == 403
         # The database loses two tables: the errors quote the SQL and its parameters.
-        _ddl(database, "ALTER TABLE ussd_session RENAME TO ussd_session_away", "ALTER TABLE outbound_message RENAME TO outbound_message_away")
+        _ddl(
+            database,
+            "ALTER TABLE ussd_session RENAME TO ussd_session_away",
+            "ALTER TABLE outbound_message RENAME TO outbound_message_away",
+        )
         assert _ussd(base, "log-ussd-2").text.startswith("END "), "the caller gets the apology"
         _sms(base, "log-sms-3")
         _wait_for(err, r"inbound SMS \d+ from", server)
@@ -244,7 +264,9 @@ def test_the_scheduler(database, env, tmp_path, log_format) -> None:
     _enqueue(database, CALLER, "log:1")
     out, err = tmp_path / "scheduler.out", tmp_path / "scheduler.err"
     with out.open("w") as stdout, err.open("w") as stderr:
-        scheduler = subprocess.Popen(["bash", "-c", f"exec {_procfile('scheduler')}"], env=env, cwd=tmp_path, stdout=stdout, stderr=stderr)
+        scheduler = subprocess.Popen(
+            ["bash", "-c", f"exec {_procfile('scheduler')}"], env=env, cwd=tmp_path, stdout=stdout, stderr=stderr
+        )
     try:
         _wait_for(err, r"africastalking: ConnectionError", scheduler)  # a drain against nothing
         _refuse_sending(database)
@@ -257,12 +279,16 @@ def test_the_scheduler(database, env, tmp_path, log_format) -> None:
     failed = next(record["message"] for record in records if "job drain_job failed" in record["message"])
     assert "+254*******55" in failed, failed
     # APScheduler's line for every run of the drain stays out at INFO.
-    assert not [record for record in records if record["logger"].startswith("apscheduler") and record["level"] == "INFO"]
+    assert not [
+        record for record in records if record["logger"].startswith("apscheduler") and record["level"] == "INFO"
+    ]
 
 
 def test_the_command_line(database, env, tmp_path, log_format) -> None:
     def smsgw(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN / "smsgw"), *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(
+            [str(BIN / "smsgw"), *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+        )
 
     runs = [smsgw("init")]  # Alembic's INFO lines
     runs.append(smsgw("simulate", "sms", "--phone", TEXTER, "PRICE MAIZE"))
@@ -276,7 +302,13 @@ def test_the_command_line(database, env, tmp_path, log_format) -> None:
     assert runs[-1].returncode != 0
     # The console gateway shows the reply as a phone would: its header names the number.
     console = "--- SMS to "
-    records = _check("".join(run.stdout for run in runs), "".join(run.stderr for run in runs), "cli", log_format, shown=lambda line: line.startswith(console))
+    records = _check(
+        "".join(run.stdout for run in runs),
+        "".join(run.stderr for run in runs),
+        "cli",
+        log_format,
+        shown=lambda line: line.startswith(console),
+    )
     assert console + TEXTER in runs[1].stdout
     uncaught = [record for record in records if record["level"] == "CRITICAL"]
     assert uncaught and "Traceback" in uncaught[0]["exc_info"] and "+254*******55" in uncaught[0]["exc_info"]
@@ -297,12 +329,17 @@ raise RuntimeError("the end for +254711222333 and " + os.environ["WEBHOOK_TOKEN"
 
 def test_any_library_thread_or_uncaught_error_is_redacted(log_format) -> None:
     env = {**os.environ, "WEBHOOK_TOKEN": TOKEN, "SMSGW_LOG_FORMAT": log_format, "SMSGW_LOG_LEVEL": "info"}
-    run = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=60, check=False)
+    run = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert run.returncode == 1 and run.stdout == ""
     assert _leaks(run.stderr) == []
     assert "POST /send?token=[redacted]&to=+254*******33" in run.stderr
     assert "--- Logging error ---" in run.stderr and "+254*******44" in run.stderr
-    assert "ZeroDivisionError" in run.stderr and "RuntimeError: the end for +254*******33 and [redacted]" in run.stderr.replace("\\n", "\n")
+    assert (
+        "ZeroDivisionError" in run.stderr
+        and "RuntimeError: the end for +254*******33 and [redacted]" in run.stderr.replace("\\n", "\n")
+    )
 
 
 def test_configuring_again_keeps_one_handler(monkeypatch) -> None:

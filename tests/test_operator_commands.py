@@ -42,10 +42,14 @@ def test_simulate_sms_prints_its_reply_and_sends_nothing_else(tmp_path, backend)
             assert f"--- SMS to {FARMER} ---" in result.stdout and "Maize" in result.stdout
             assert NEIGHBOUR not in result.stdout
             with db.session() as session:
-                bulletin = session.scalar(sa.select(OutboundMessage).where(OutboundMessage.idempotency_key == "bulletin:daily:test:neighbour"))
+                bulletin = session.scalar(
+                    sa.select(OutboundMessage).where(OutboundMessage.idempotency_key == "bulletin:daily:test:neighbour")
+                )
                 assert (bulletin.status, bulletin.attempts, bulletin.gateway_message_id) == ("queued", 0, None)
                 inbound = session.scalar(sa.select(InboundMessage).where(InboundMessage.from_phone == FARMER))
-                reply = session.scalar(sa.select(OutboundMessage).where(OutboundMessage.idempotency_key == f"reply:{inbound.id}"))
+                reply = session.scalar(
+                    sa.select(OutboundMessage).where(OutboundMessage.idempotency_key == f"reply:{inbound.id}")
+                )
                 assert inbound.status == "handled" and reply.status == "sent"
         finally:
             db.dispose()

@@ -92,7 +92,7 @@ def test_policy_reads_settings_then_environment(monkeypatch) -> None:
     monkeypatch.setenv("PRICE_ANOMALY_MIN_CHANGE", "0.3")
     assert Policy.from_settings({}).min_change == 0.3
     monkeypatch.setenv("PRICE_HISTORY_DAYS", "ninety")
-    with pytest.raises(ConfigError, match="PRICE_HISTORY_DAYS must be a number"):
+    with pytest.raises(ConfigError, match="PRICE_HISTORY_DAYS must be a (whole )?number"):
         Policy.from_settings({})
 
 

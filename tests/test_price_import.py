@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,18 +17,19 @@ from click.testing import CliRunner, Result
 
 from smsgw.cli import main
 from smsgw.db import Database
-from smsgw.migrate import upgrade
 from smsgw.models import Commodity, CommodityAlias, Market, PriceObservation, Unit
 from smsgw.services.price_checks import Policy
 from smsgw.services.price_files import ImportFileError, check_file
 from smsgw.services.price_import import import_prices
 from smsgw.services.price_review import approve_all, count_pending
 from smsgw.services.prices import latest_quote, price_on_or_before
+from tests.support.databases import fresh_database
 from tests.support.dispersion import SHARED_DATA
+from tests.support.prerequisites import prerequisite
 
 DATA = Path(__file__).parent / "data"
 WFP_FILE = SHARED_DATA / "kenya_wfp_food_prices_ken_2006_2023.csv"
-needs_wfp = pytest.mark.skipif(not WFP_FILE.exists(), reason="shared/data is not beside the repository")
+needs_wfp = prerequisite(WFP_FILE.exists(), "shared/data is not beside the repository")
 TRUSTED = Policy(trusted_sources=frozenset({"import:test"}))
 
 
@@ -223,11 +225,10 @@ def _cli(args: list[str], url: str) -> Result:
 
 
 @pytest.fixture()
-def empty_database(tmp_path) -> str:
+def empty_database(tmp_path) -> Iterator[str]:
     """A migrated, empty SQLite database of its own (the CLI commits for real)."""
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    upgrade(url)
-    return url
+    with fresh_database(tmp_path, "sqlite", seed=False) as url:
+        yield url
 
 
 @needs_wfp

@@ -43,12 +43,16 @@ TRACES = ["711777888", "Nyokabi", "Chelangat", VILLAGE]
 def _ussd(client, session_id: str, inputs: list[str]) -> str:
     body = ""
     for n in range(len(inputs) + 1):
-        body = client.post("/at/ussd", data={"sessionId": session_id, "phoneNumber": PHONE, "text": "*".join(inputs[:n])}).get_data(as_text=True)
+        body = client.post(
+            "/at/ussd", data={"sessionId": session_id, "phoneNumber": PHONE, "text": "*".join(inputs[:n])}
+        ).get_data(as_text=True)
     return body
 
 
 def _sms(client, text: str, gateway_id: str) -> None:
-    assert client.post("/at/sms", data={"from": PHONE, "to": "22384", "text": text, "id": gateway_id}).status_code == 200
+    assert (
+        client.post("/at/sms", data={"from": PHONE, "to": "22384", "text": text, "id": gateway_id}).status_code == 200
+    )
 
 
 def _a_person_with_a_history(client, session) -> Contact:
@@ -68,16 +72,42 @@ def _a_person_with_a_history(client, session) -> Contact:
     maize = session.scalar(sa.select(Commodity).where(Commodity.code == "maize"))
     bag = session.scalar(sa.select(Unit).where(Unit.code == "bag90"))
     session.flush()
-    order = orders.open_order(session, leader, group, kind="sell", commodity=maize, target_quantity=Decimal(100), unit=bag, price=Decimal(4300), deadline=utcnow() + dt.timedelta(days=2))
+    order = orders.open_order(
+        session,
+        leader,
+        group,
+        kind="sell",
+        commodity=maize,
+        target_quantity=Decimal(100),
+        unit=bag,
+        price=Decimal(4300),
+        deadline=utcnow() + dt.timedelta(days=2),
+    )
     orders.commit(session, order.id, contact, Decimal(12), now=utcnow(), event_key="priv")
     # A reply that went out and came back delivered, and a bulletin still waiting.
-    reply = session.scalars(sa.select(OutboundMessage).where(OutboundMessage.to_phone == PHONE, OutboundMessage.purpose == "reply")).first()
+    reply = session.scalars(
+        sa.select(OutboundMessage).where(OutboundMessage.to_phone == PHONE, OutboundMessage.purpose == "reply")
+    ).first()
     reply.status, reply.gateway_message_id, reply.sent_at = "sent", "ATXid_priv", utcnow()
     session.flush()
-    assert client.post("/at/delivery", data={"id": "ATXid_priv", "status": "Success", "phoneNumber": PHONE}).status_code == 200
-    enqueue(session, to=PHONE, text="Maize Nakuru 4,300", purpose="bulletin", key="priv:bulletin", contact_id=contact.id)
+    assert (
+        client.post("/at/delivery", data={"id": "ATXid_priv", "status": "Success", "phoneNumber": PHONE}).status_code
+        == 200
+    )
+    enqueue(
+        session, to=PHONE, text="Maize Nakuru 4,300", purpose="bulletin", key="priv:bulletin", contact_id=contact.id
+    )
     # An operator's edit, as the admin audits it.
-    session.add(AuditEntry(actor="ops@example.org", action="update", entity="contact", entity_id=str(contact.id), before={"name": "N. Chelangat", "phone": PHONE}, after={"name": NAME, "village": VILLAGE}))
+    session.add(
+        AuditEntry(
+            actor="ops@example.org",
+            action="update",
+            entity="contact",
+            entity_id=str(contact.id),
+            before={"name": "N. Chelangat", "phone": PHONE},
+            after={"name": NAME, "village": VILLAGE},
+        )
+    )
     session.commit()
     return contact
 
@@ -98,10 +128,16 @@ def _traces(connection: sa.Connection) -> list[tuple[str, str, str]]:
 
 
 def _statistics(session, contact_id: int, order_id: int) -> tuple:
-    sales = session.execute(sa.select(sa.func.count(SaleReport.id), sa.func.sum(SaleReport.quantity), sa.func.sum(SaleReport.price)).where(SaleReport.contact_id == contact_id)).one()
+    sales = session.execute(
+        sa.select(sa.func.count(SaleReport.id), sa.func.sum(SaleReport.quantity), sa.func.sum(SaleReport.price)).where(
+            SaleReport.contact_id == contact_id
+        )
+    ).one()
     order = session.get(GroupOrder, order_id)
     prices = session.scalar(sa.select(sa.func.count(PriceObservation.id)))
-    commitments = session.scalar(sa.select(sa.func.sum(Commitment.order_quantity)).where(Commitment.contact_id == contact_id))
+    commitments = session.scalar(
+        sa.select(sa.func.sum(Commitment.order_quantity)).where(Commitment.contact_id == contact_id)
+    )
     return tuple(sales), order.committed_total, prices, commitments
 
 
@@ -176,7 +212,11 @@ def test_the_command_forgets_after_asking(committed_url) -> None:
         with db.session() as session:
             row = session.get(Contact, contact_id)
             assert (row.phone, row.consent) == (placeholder_phone(contact_id), "withdrawn")
-            assert session.scalar(sa.select(sa.func.count(SaleReport.id)).where(SaleReport.contact_id == contact_id)) == sales > 0
+            assert (
+                session.scalar(sa.select(sa.func.count(SaleReport.id)).where(SaleReport.contact_id == contact_id))
+                == sales
+                > 0
+            )
             assert session.scalar(sa.select(sa.func.count(AuditEntry.id)).where(AuditEntry.action == "forget")) == 1
     finally:
         db.dispose()

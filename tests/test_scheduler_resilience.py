@@ -24,7 +24,7 @@ from smsgw.db import Database
 from smsgw.messaging.outbox import enqueue
 from smsgw.models import RuntimeState
 from tests.fake_at import FakeAfricasTalking
-from tests.support.databases import ON_POSTGRES, fresh_database
+from tests.support.databases import fresh_database
 from tests.support.processes import gateway_env
 from tests.support.tcp_proxy import TcpProxy
 
@@ -36,7 +36,9 @@ AFTER_FAULT = 30.0
 def _start_scheduler(url: str, fake: FakeAfricasTalking, log: Path) -> subprocess.Popen:
     env = gateway_env(url, fake)
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "smsgw", "scheduler"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "smsgw", "scheduler"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 def _wait_until(predicate, timeout: float, process: subprocess.Popen) -> float:
@@ -119,7 +121,6 @@ def test_scheduler_survives_a_held_sqlite_write_lock(tmp_path, fake) -> None:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-@pytest.mark.skipif(not ON_POSTGRES, reason="needs TEST_DATABASE_URL (PostgreSQL)")
 def test_scheduler_survives_postgres_connections_cut_for_15_seconds(tmp_path, fake) -> None:
     with fresh_database(tmp_path, "postgresql", seed=False) as url:
         direct = Database(url)

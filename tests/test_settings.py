@@ -41,14 +41,22 @@ BAD_SETTINGS = [
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "smsgw", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "smsgw", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
 def _gunicorn(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """gunicorn started as the Procfile starts it."""
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    return subprocess.run([gunicorn, *GUNICORN], env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [gunicorn, *GUNICORN], env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def _env(tmp_path: Path, url: str, **extra: str) -> dict[str, str]:

@@ -48,6 +48,14 @@ VALUES = {
     "reason": "out of range",
     "time": "06:00",
     "cap": "3",
+    "km": "147",
+    "terms": "pays 20% less than G1",
+    "word": "MAHINDI",
+    "where": "NAKURU",
+    "bag": "GUNIA90",
+    "amount": "12500",
+    "lang": "SW",
+    "size": "100",
 }
 # Messages that carry free text of the catalog are measured where they are composed.
 COMPOSED_ELSEWHERE = {"%(crop)s %(grade)s (%(standard)s): %(text)s Price %(diff)s."}

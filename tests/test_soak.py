@@ -9,7 +9,6 @@ It runs in every PostgreSQL pass, CI's included; ``-m "not slow"`` leaves it out
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -30,12 +29,12 @@ from smsgw.messaging.gateways.africastalking import AfricasTalkingGateway
 from smsgw.models import Commodity, Contact, Market, OutboundMessage, Subscription
 from smsgw.services.bulletins import Policy, run_bulletin
 from tests.fake_at import FakeAfricasTalking
-from tests.support.databases import ON_POSTGRES, fresh_database
+from tests.support.databases import fresh_database
+from tests.support.ports import free_port
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.postgres,
-    pytest.mark.skipif(not ON_POSTGRES, reason="needs TEST_DATABASE_URL (PostgreSQL)"),
 ]
 SOAK_SECONDS = float(os.environ.get("SMSGW_SOAK_SECONDS", "600"))
 CAPACITY_SECONDS = 5.0
@@ -72,38 +71,71 @@ def soak_db(tmp_path) -> Iterator[str]:
         with db.session() as session:
             nakuru = session.scalar(sa.select(Market).where(Market.code == "nakuru"))
             maize = session.scalar(sa.select(Commodity).where(Commodity.code == "maize"))
-            people = [{"phone": f"+2547366{i:05d}", "language": "en", "language_chosen": True, "consent": "granted", "created_at": utcnow()} for i in range(CALLERS)]
-            people += [{"phone": f"+2547377{i:05d}", "language": ("en", "sw")[i % 2], "consent": "granted", "home_market_id": nakuru.id, "created_at": utcnow()} for i in range(SUBSCRIBERS)]
+            people = [
+                {
+                    "phone": f"+2547366{i:05d}",
+                    "language": "en",
+                    "language_chosen": True,
+                    "consent": "granted",
+                    "created_at": utcnow(),
+                }
+                for i in range(CALLERS)
+            ]
+            people += [
+                {
+                    "phone": f"+2547377{i:05d}",
+                    "language": ("en", "sw")[i % 2],
+                    "consent": "granted",
+                    "home_market_id": nakuru.id,
+                    "created_at": utcnow(),
+                }
+                for i in range(SUBSCRIBERS)
+            ]
             ids = session.scalars(sa.insert(Contact).returning(Contact.id), people).all()
-            session.execute(sa.insert(Subscription), [{"contact_id": cid, "commodity_id": maize.id, "market_id": nakuru.id, "created_at": utcnow()} for cid in ids[CALLERS:]])
+            session.execute(
+                sa.insert(Subscription),
+                [
+                    {"contact_id": cid, "commodity_id": maize.id, "market_id": nakuru.id, "created_at": utcnow()}
+                    for cid in ids[CALLERS:]
+                ],
+            )
         db.dispose()
         yield url
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture()
 def web(soak_db: str, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen, Path]]:
     """gunicorn serving the app as the Procfile does; (base URL, process, its log)."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "gunicorn.log"
     url = sa.make_url(soak_db).update_query_dict({"application_name": APP_NAME}).render_as_string(hide_password=False)
     env = {**os.environ, "DATABASE_URL": url, "WEBHOOK_TOKEN": "", "SMSGW_GATEWAY": "console"}
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--threads", "4", "--bind", f"127.0.0.1:{port}", "smsgw:create_app()"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                str(WORKERS),
+                "--threads",
+                "4",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "smsgw:create_app()",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if requests.post(f"{base}/at/ussd", data={"sessionId": "up", "phoneNumber": "+254736600000", "text": ""}, timeout=30).ok:
+                if requests.post(
+                    f"{base}/at/ussd", data={"sessionId": "up", "phoneNumber": "+254736600000", "text": ""}, timeout=30
+                ).ok:
                     break
             except requests.RequestException:
                 pass
@@ -132,7 +164,9 @@ def _rss(pids: list[int]) -> int:
 
 def _connections(probe: sa.Engine) -> int:
     with probe.connect() as conn:
-        return conn.scalar(sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"), {"name": APP_NAME})
+        return conn.scalar(
+            sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"), {"name": APP_NAME}
+        )
 
 
 def _caller(base: str, tally: Tally, stop: threading.Event, index: int, interval: float) -> None:
@@ -153,7 +187,16 @@ def _caller(base: str, tally: Tally, stop: threading.Event, index: int, interval
                     next_at += interval
                     time.sleep(max(0.0, next_at - time.monotonic()))
                 try:
-                    answer = http.post(f"{base}/at/ussd", data={"sessionId": session_id, "phoneNumber": phone, "serviceCode": "*384#", "text": "*".join(path[:hop])}, timeout=30)
+                    answer = http.post(
+                        f"{base}/at/ussd",
+                        data={
+                            "sessionId": session_id,
+                            "phoneNumber": phone,
+                            "serviceCode": "*384#",
+                            "text": "*".join(path[:hop]),
+                        },
+                        timeout=30,
+                    )
                     body = answer.text
                     bad = answer.status_code != 200 or body[:4] not in ("CON ", "END ") or "went wrong" in body
                     tally.add(f"{answer.status_code} {body[:60]!r}" if bad else None)
@@ -222,7 +265,9 @@ def test_soak_at_half_capacity_with_a_bulletin_draining(soak_db, web) -> None:
         time.sleep(3)  # idle: pooled connections settle
         idle_connections = _connections(probe)
         with db.session() as session:
-            statuses = Counter(session.scalars(sa.select(OutboundMessage.status).where(OutboundMessage.purpose == "bulletin")).all())
+            statuses = Counter(
+                session.scalars(sa.select(OutboundMessage.status).where(OutboundMessage.purpose == "bulletin")).all()
+            )
 
         rate = tally.hops / elapsed
         print(f"\nsoak: capacity {capacity:.0f} hops/s, soak {rate:.0f} hops/s for {elapsed:.0f}s ({tally.hops} hops), "
@@ -231,12 +276,16 @@ def test_soak_at_half_capacity_with_a_bulletin_draining(soak_db, web) -> None:
         assert tally.errors == [], tally.errors[:10]
         assert rate >= 0.35 * capacity, "the soak ran well below half the capacity"
         assert drain_errors == []
-        assert statuses == {"sent": report.messages} and len(received) == report.messages and set(received.values()) == {1}
+        assert (
+            statuses == {"sent": report.messages} and len(received) == report.messages and set(received.values()) == {1}
+        )
         # Memory flat: a warm worker does not keep growing under steady load.
         assert _workers(server) == workers, "a worker died or was replaced"
         assert max(samples) - warm_rss < MEMORY_SLACK and samples[-1] - samples[0] < MEMORY_SLACK
         # No connection leak: idle, each worker keeps at most its pool; our own drain none.
-        assert idle_connections <= WORKERS * POOL_SIZE and idle_connections <= max(warm_connections, WORKERS * POOL_SIZE)
+        assert idle_connections <= WORKERS * POOL_SIZE and idle_connections <= max(
+            warm_connections, WORKERS * POOL_SIZE
+        )
         assert db.engine.pool.checkedout() == 0
         log = log_path.read_text()
         assert "Traceback" not in log and "Exception on" not in log, log[-2000:]

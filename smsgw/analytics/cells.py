@@ -51,8 +51,16 @@ def weighted_means(cell: pd.Series, y: pd.Series, w: pd.Series, cluster: pd.Seri
     score = np.bincount(pair, weights=w * (y - mean[codes]) / sw[codes])
     g, var = _cluster_var(score, pair_cell, m)
     half = _z(cfg) * np.sqrt(var)
-    out = pd.DataFrame({"value": mean, "lo": mean - half, "hi": mean + half,
-                        "n": np.bincount(codes, minlength=m), "clusters": g.astype("int64")}, index=pd.Index(names, name="cell"))
+    out = pd.DataFrame(
+        {
+            "value": mean,
+            "lo": mean - half,
+            "hi": mean + half,
+            "n": np.bincount(codes, minlength=m),
+            "clusters": g.astype("int64"),
+        },
+        index=pd.Index(names, name="cell"),
+    )
     out["method"] = CR1
     one = out["clusters"] < 2
     out.loc[one, ["lo", "hi"]] = np.nan
@@ -68,7 +76,9 @@ def weighted_means(cell: pd.Series, y: pd.Series, w: pd.Series, cluster: pd.Seri
     return out
 
 
-def share_levels(frame: pd.DataFrame, cfg: AnalyticsConfig, rng: np.random.Generator, column: str = "log_share") -> pd.DataFrame:
+def share_levels(
+    frame: pd.DataFrame, cfg: AnalyticsConfig, rng: np.random.Generator, column: str = "log_share"
+) -> pd.DataFrame:
     """Geometric-mean share per cell (exp of the weighted mean log) with quartiles of the share."""
     out = weighted_means(frame["cell"], frame[column], frame["quantity"], frame["farmer"], cfg, rng)
     out[["value", "lo", "hi"]] = np.exp(out[["value", "lo", "hi"]])
@@ -119,8 +129,13 @@ def pass_through_levels(frame: pd.DataFrame, cfg: AnalyticsConfig) -> pd.DataFra
     out["method"] = "OLS with month effects, " + CR1.replace("normal interval, ", "")
     out["reason"] = np.select(
         [n < cfg.min_sales, ~varies, g < 2],
-        [pd.Series(n).map(lambda v: f"{v} sales, fewer than {cfg.min_sales}").to_numpy(), "reference prices do not vary",
-         "one farmer only"], default="")
+        [
+            pd.Series(n).map(lambda v: f"{v} sales, fewer than {cfg.min_sales}").to_numpy(),
+            "reference prices do not vary",
+            "one farmer only",
+        ],
+        default="",
+    )
     out.loc[out["reason"] != "", ["value", "lo", "hi"]] = np.nan
     return out
 
@@ -140,8 +155,16 @@ def hhi_levels(frame: pd.DataFrame, cfg: AnalyticsConfig) -> pd.DataFrame:
     pair, pair_cell = _pairs(codes, frame["farmer"])
     g, var = _cluster_var(np.bincount(pair, weights=term), pair_cell, m)
     half = _z(cfg) * np.sqrt(var)
-    out = pd.DataFrame({"value": hhi, "lo": np.clip(hhi - half, 0, None), "hi": np.clip(hhi + half, None, 1),
-                        "n": np.bincount(codes, minlength=m), "clusters": g.astype("int64")}, index=pd.Index(names, name="cell"))
+    out = pd.DataFrame(
+        {
+            "value": hhi,
+            "lo": np.clip(hhi - half, 0, None),
+            "hi": np.clip(hhi + half, None, 1),
+            "n": np.bincount(codes, minlength=m),
+            "clusters": g.astype("int64"),
+        },
+        index=pd.Index(names, name="cell"),
+    )
     out["method"] = "delta method, " + CR1.replace("normal interval, ", "")
     out["types"] = (volume > 0).sum(axis=1)
     out["shares"] = [dict(zip(BUYER_TYPES, map(float, row), strict=True)) for row in shares]
@@ -156,6 +179,8 @@ def mean_interval(y: pd.Series, w: pd.Series, farmer: pd.Series, cfg: AnalyticsC
         # A share that is 0 (or 1) for every sale: any resampling gives a zero-width
         # interval, which would claim certainty. Count each farmer once instead.
         g = int(farmer.nunique())
+        lo: float | None
+        hi: float | None
         lo, hi = wilson(int(values[0]) * g, g, cfg.level)
         return float(values[0]), lo, hi, "Wilson score interval, one observation per farmer", g
     row = weighted_means(pd.Series("all", index=y.index), y, w, farmer, cfg, rng).iloc[0]

@@ -97,12 +97,17 @@ def load_prices(
     return frame
 
 
+def _real(contact_id: sa.ColumnExpressionArgument[int | None]) -> sa.ColumnElement[bool]:
+    """Not a contact of the admin's phone simulator (their activity is not the farmers')."""
+    return ~sa.exists().where(Contact.id == contact_id, Contact.simulated.is_(True))
+
+
 def load_people(conn: sa.Connection) -> pd.DataFrame:
     """Contacts with their first producer group, village, home market and enrolment day."""
     contacts = _read(conn, sa.select(
         Contact.id.label("farmer"), Contact.village, Contact.enrolled_at, Contact.consent,
         Market.code.label("home_market"),
-    ).outerjoin(Market, Market.id == Contact.home_market_id))
+    ).outerjoin(Market, Market.id == Contact.home_market_id).where(Contact.simulated.is_(False)))
     groups = _read(conn, sa.select(
         Membership.contact_id.label("farmer"), ProducerGroup.code.label("group"),
         ProducerGroup.village.label("group_village"),
@@ -133,6 +138,7 @@ def load_sales(
         .join(Unit, Unit.id == SaleReport.unit_id)
         .outerjoin(Market, Market.id == SaleReport.market_id)
         .outerjoin(Grade, Grade.id == SaleReport.grade_id)
+        .where(_real(SaleReport.contact_id))
     )
     if commodity_ids is not None:
         query = query.where(SaleReport.commodity_id.in_(commodity_ids))
@@ -189,7 +195,8 @@ def load_orders(conn: sa.Connection, *, commodity_ids: list[int] | None = None) 
 
 def load_members(conn: sa.Connection) -> pd.DataFrame:
     """Which contacts committed to which order (to find members' own sales)."""
-    return _read(conn, sa.select(Commitment.order_id, Commitment.contact_id.label("farmer")))
+    return _read(conn, sa.select(Commitment.order_id, Commitment.contact_id.label("farmer"))
+                 .where(_real(Commitment.contact_id)))
 
 
 def load_engagement(conn: sa.Connection, since: dt.date | None = None) -> dict[str, pd.DataFrame]:
@@ -198,18 +205,18 @@ def load_engagement(conn: sa.Connection, since: dt.date | None = None) -> dict[s
     inbound = _read(conn, sa.select(
         InboundMessage.contact_id.label("farmer"), InboundMessage.received_at.label("at"),
         InboundMessage.command, InboundMessage.text,
-    ).where(InboundMessage.received_at >= start))
+    ).where(InboundMessage.received_at >= start, InboundMessage.simulated.is_(False)))
     outbound = _read(conn, sa.select(
         OutboundMessage.contact_id.label("farmer"), OutboundMessage.created_at.label("at"),
         OutboundMessage.purpose, OutboundMessage.status,
-    ).where(OutboundMessage.created_at >= start))
+    ).where(OutboundMessage.created_at >= start, OutboundMessage.status != "simulated"))
     ussd = _read(conn, sa.select(
         UssdSession.contact_id.label("farmer"), UssdSession.started_at.label("at"),
         UssdSession.status, UssdSession.state,
-    ).where(UssdSession.started_at >= start))
+    ).where(UssdSession.started_at >= start, _real(UssdSession.contact_id)))
     subscriptions = _read(conn, sa.select(
         Subscription.contact_id.label("farmer"), Commodity.code.label("commodity"),
-    ).join(Commodity, Commodity.id == Subscription.commodity_id))
+    ).join(Commodity, Commodity.id == Subscription.commodity_id).where(_real(Subscription.contact_id)))
     aliases = _read(conn, sa.select(CommodityAlias.alias, Commodity.code.label("commodity"))
                     .join(Commodity, Commodity.id == CommodityAlias.commodity_id))
     codes = _read(conn, sa.select(Commodity.code.label("alias"), Commodity.code.label("commodity")))

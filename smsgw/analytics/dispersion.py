@@ -8,6 +8,8 @@ currency and base unit; the others are counted and left out.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -33,7 +35,11 @@ def choose_series(prices: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     keep = np.logical_and.reduce([prices[c].to_numpy() == v for c, v in zip(SERIES, main, strict=True)])
     other = prices[~keep]
     excluded: dict[str, int] = {}
-    for column, label in (("currency", "other currency"), ("base", "other unit base"), ("grade", "other grade or variety")):
+    for column, label in (
+        ("currency", "other currency"),
+        ("base", "other unit base"),
+        ("grade", "other grade or variety"),
+    ):
         differs = other[column] != main[SERIES.index(column)]
         excluded[label] = int(differs.sum())
         other = other[~differs]
@@ -83,13 +89,18 @@ def dispersion_trend(table: pd.DataFrame, cfg: AnalyticsConfig) -> Trend:
     return decide([raw], [cfg.effects["dispersion_cv"]], [level], cfg)[0]
 
 
-def dispersion_report(prices: pd.DataFrame, commodity: str, cfg: AnalyticsConfig) -> dict[str, object]:
+def dispersion_report(prices: pd.DataFrame, commodity: str, cfg: AnalyticsConfig) -> dict[str, Any]:
     """The JSON-able dispersion report of ``prices`` (one commodity's observations)."""
     series, excluded = choose_series(prices)
     table = dispersion_table(series, cfg)
     result = dispersion_trend(table, cfg)
     periods = [
-        {"period": label, "n_markets": int(row.n_markets), "cv": _num(row.cv), "mean_abs_log_diff": _num(row.mean_abs_log_diff)}
+        {
+            "period": label,
+            "n_markets": int(row.n_markets),
+            "cv": _num(row.cv),
+            "mean_abs_log_diff": _num(row.mean_abs_log_diff),
+        }
         for label, row in zip(period_label(table.index, cfg.freq), table.itertuples(), strict=True)
     ]
     main = {c: str(series[c].iloc[0]) for c in SERIES} if len(series) else {}
@@ -109,12 +120,21 @@ def current_dispersion(prices: pd.DataFrame, today: pd.Timestamp, cfg: Analytics
     if medians.empty:
         return {"n_markets": 0, "cv": None, "mean_abs_log_diff": None}
     row = spread(medians).iloc[0]
-    return {"n_markets": int(row["n_markets"]), "cv": _num(row["cv"]), "mean_abs_log_diff": _num(row["mean_abs_log_diff"])}
+    return {
+        "n_markets": int(row["n_markets"]),
+        "cv": _num(row["cv"]),
+        "mean_abs_log_diff": _num(row["mean_abs_log_diff"]),
+    }
 
 
 def seasonal_amplitude(prices: pd.DataFrame) -> float | None:
     """Mean over market-years with 10+ months of (max - min) / mean of monthly median prices."""
-    monthly = prices.assign(month=prices["day"].dt.to_period("M")).groupby(["market", "month"])["price"].median().reset_index()
+    monthly = (
+        prices.assign(month=prices["day"].dt.to_period("M"))
+        .groupby(["market", "month"])["price"]
+        .median()
+        .reset_index()
+    )
     monthly["year"] = monthly["month"].dt.year
     stats = monthly.groupby(["market", "year"])["price"].agg(["max", "min", "mean", "size"])
     stats = stats[stats["size"] >= 10]
@@ -131,5 +151,5 @@ def retail_margin(wholesale: pd.DataFrame, retail: pd.DataFrame) -> dict[str, ob
     return {"value": float((both["r"] / both["w"] - 1).median()), "n": len(both)}
 
 
-def _num(value: object) -> float | None:
+def _num(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else float(value)

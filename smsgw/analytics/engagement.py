@@ -61,25 +61,38 @@ def informed_sales(frame: pd.DataFrame, events: dict[str, pd.DataFrame], cfg: An
     asked = words.merge(events["aliases"], left_on="word", right_on="alias")[["farmer", "commodity", "day"]]
     # USSD: the session records the commodities whose price screen it showed.
     ussd = events["ussd"][events["ussd"]["farmer"].notna()]
-    viewed = ussd.assign(commodity=ussd["state"].str.get(UssdSession.PRICES_VIEWED)).explode("commodity").dropna(subset=["commodity"])
+    viewed = (
+        ussd.assign(commodity=ussd["state"].str.get(UssdSession.PRICES_VIEWED))
+        .explode("commodity")
+        .dropna(subset=["commodity"])
+    )
     viewed = viewed.astype({"commodity": asked["commodity"].dtype})
     out = events["outbound"]
     bulletins = out[(out["purpose"] == "bulletin") & (out["status"] == "delivered") & out["farmer"].notna()]
     # A daily bulletin carries the prices of every commodity the farmer subscribes to.
     told = bulletins[["farmer", "day"]].merge(events["subscriptions"], on="farmer")[["farmer", "commodity", "day"]]
-    infos = pd.concat([asked, viewed[["farmer", "commodity", "day"]], told], ignore_index=True).astype({"farmer": "int64"})
+    infos = pd.concat([asked, viewed[["farmer", "commodity", "day"]], told], ignore_index=True).astype(
+        {"farmer": "int64"}
+    )
     infos = infos.assign(info_day=infos["day"]).sort_values("day")
     left = frame[["farmer", "commodity", "day"]].astype({"farmer": "int64"}).reset_index().sort_values("day")
     found = pd.merge_asof(left, infos, on="day", by=["farmer", "commodity"], direction="backward",
                           tolerance=pd.Timedelta(days=cfg.informed_days))
     informed = found.set_index("index")["info_day"].reindex(frame.index).notna().astype("float64")
     mean, lo, hi, method, g = mean_interval(informed, pd.Series(1.0, index=frame.index), frame["farmer"], cfg, rng)
-    per = pd.DataFrame({"period": frame["period"].to_numpy(), "informed": informed.to_numpy()}).groupby("period")["informed"].agg(["mean", "size"])
+    per = (
+        pd.DataFrame({"period": frame["period"].to_numpy(), "informed": informed.to_numpy()})
+        .groupby("period")["informed"]
+        .agg(["mean", "size"])
+    )
     series = per["mean"].where(per["size"] >= cfg.min_sales)
-    return Level(mean, (max(lo, 0.0), min(hi, 1.0)) if lo is not None else None, len(frame), g, method), series
+    ci = (max(lo, 0.0), min(hi, 1.0)) if lo is not None and hi is not None else None
+    return Level(mean, ci, len(frame), g, method), series
 
 
-def reporting_rate(sales: pd.DataFrame, people: pd.DataFrame, today: pd.Timestamp, cfg: AnalyticsConfig) -> tuple[Level, pd.Series]:
+def reporting_rate(
+    sales: pd.DataFrame, people: pd.DataFrame, today: pd.Timestamp, cfg: AnalyticsConfig
+) -> tuple[Level, pd.Series]:
     """Share of enrolled farmers who reported a sale in the last ``active_days``; per period too."""
     enrolled = people[people["enrolled"].notna() & (people["consent"] != "withdrawn")]
     if enrolled.empty:
@@ -96,7 +109,9 @@ def reporting_rate(sales: pd.DataFrame, people: pd.DataFrame, today: pd.Timestam
     ends = reporting.index.to_timestamp(how="end").normalize()
     # Denominator per period: farmers enrolled by the period's end.
     base = np.searchsorted(np.sort(enrolled["enrolled"].to_numpy()), ends.to_numpy(), side="right")
-    series = pd.Series(reporting.to_numpy() / np.maximum(base, 1), index=reporting.index).where(base >= cfg.min_clusters)
+    series = pd.Series(reporting.to_numpy() / np.maximum(base, 1), index=reporting.index).where(
+        base >= cfg.min_clusters
+    )
     return Level(k / len(enrolled), (lo, hi), len(enrolled), 0, "Wilson score interval",
                  detail={"reporting": k, "enrolled": len(enrolled)}), series
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,16 @@ from smsgw.analytics.config import AnalyticsConfig
 from smsgw.analytics.stats import bootstrap_weights
 
 REPLICATE_BLOCK = 100  # bootstrap replicates drawn and summed together
+
+
+class _Counts(TypedDict):
+    """The numbers behind an estimate, reported with it."""
+
+    clusters: int
+    treated_farmers: int
+    control_farmers: int
+    post_sales: int
+    cohorts: int
 
 
 @dataclass
@@ -135,16 +145,27 @@ def estimate(frame: pd.DataFrame, cfg: AnalyticsConfig, rng: np.random.Generator
     stack = _stack(frame, cfg)
     post = stack[stack["treated"] & (stack["e"] >= 1)]
     clusters = pd.Index(pd.unique(stack["cluster"]))
-    counts = {"clusters": len(clusters), "treated_farmers": int(stack.loc[stack["treated"], "farmer"].nunique()),
-              "control_farmers": int(stack.loc[~stack["treated"], "farmer"].nunique()),
-              "post_sales": int(post["w"].sum()), "cohorts": int(post["g"].nunique())}
+    counts: _Counts = {
+        "clusters": len(clusters),
+        "treated_farmers": int(stack.loc[stack["treated"], "farmer"].nunique()),
+        "control_farmers": int(stack.loc[~stack["treated"], "farmer"].nunique()),
+        "post_sales": int(post["w"].sum()),
+        "cohorts": int(post["g"].nunique()),
+    }
     if post.empty:
-        return EnrolmentEffect(None, None, "insufficient data", reason="no cohort has both enrolled and not-yet-enrolled farmers before and after", **counts)
+        return EnrolmentEffect(
+            None,
+            None,
+            "insufficient data",
+            reason="no cohort has both enrolled and not-yet-enrolled farmers before and after",
+            **counts,
+        )
     treated_sales = stack[stack["treated"]].groupby("e")["w"].sum()
     arrays = _cell_arrays(stack, clusters, dense=len(clusters) < cfg.few_clusters)
     del stack, post  # the bootstrap below needs only the cell sums
     e = arrays["e"]
-    point = _estimates(*(_row_sums(arrays[k]) for k in ("ts", "tw", "cs", "cw")), e)
+    ts, tw, cs, cw = (_row_sums(arrays[k]) for k in ("ts", "tw", "cs", "cw"))
+    point = _estimates(ts, tw, cs, cw, e)
     draws, method = _bootstrap(arrays, point, cfg, rng)
     tail = (1 - cfg.level) / 2
     lo, hi = _quantiles(draws, tail)
@@ -168,8 +189,8 @@ def _bootstrap(arrays: dict[str, np.ndarray], point: np.ndarray, cfg: AnalyticsC
         for start in range(0, cfg.bootstrap_reps, REPLICATE_BLOCK):
             size = min(REPLICATE_BLOCK, cfg.bootstrap_reps - start)
             m = rng.multinomial(g, np.full(g, 1.0 / g), size=size).astype("float64")
-            sums = [np.asarray(arrays[k] @ m.T).T for k in ("ts", "tw", "cs", "cw")]
-            draws.append(_estimates(*sums, arrays["e"]))
+            ts, tw, cs, cw = (np.asarray(arrays[k] @ m.T).T for k in ("ts", "tw", "cs", "cw"))
+            draws.append(_estimates(ts, tw, cs, cw, arrays["e"]))
         return np.concatenate(draws), "cluster bootstrap (clusters resampled)"
     if g < 2:
         return np.full((1, len(point)), np.nan), "no interval (one cluster)"
@@ -209,7 +230,7 @@ def _quantiles(draws: np.ndarray, tail: float) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def _state(effect: float, ci: tuple[float, float], counts: dict[str, int], cfg: AnalyticsConfig) -> tuple[str, str]:
+def _state(effect: float, ci: tuple[float, float], counts: _Counts, cfg: AnalyticsConfig) -> tuple[str, str]:
     if counts["clusters"] < cfg.min_clusters:
         return "insufficient data", f"{counts['clusters']} clusters, fewer than {cfg.min_clusters}"
     if counts["post_sales"] < cfg.min_sales:

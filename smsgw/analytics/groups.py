@@ -34,7 +34,8 @@ def order_premiums(
     windows = done[["order_id", "commodity", "currency"]].assign(start=weeks_start, end=weeks_end)
     own = sales[(sales["buyer_type"] != "group_order") & sales["group_order"].isna()]
     matched = members.merge(windows, on="order_id").merge(
-        own[["farmer", "commodity", "currency", "day", "log_share", "quantity"]], on=["farmer", "commodity", "currency"])
+        own[["farmer", "commodity", "currency", "day", "log_share", "quantity"]], on=["farmer", "commodity", "currency"]
+    )
     matched = matched[(matched["day"] >= matched["start"]) & (matched["day"] <= matched["end"])]
     sums = matched.assign(wl=matched["log_share"] * matched["quantity"]).groupby("order_id")[["wl", "quantity"]].sum()
     own_log_share = (sums["wl"] / sums["quantity"]).reindex(done["order_id"]).to_numpy()
@@ -75,5 +76,5 @@ def group_volume(frame: pd.DataFrame, cfg: AnalyticsConfig, rng: np.random.Gener
         return Level(None, reason="no sales with a reference")
     in_group = ((frame["buyer_type"] == "group_order") | frame["group_order"].notna()).astype("float64")
     mean, lo, hi, method, g = mean_interval(in_group, frame["quantity"], frame["farmer"], cfg, rng)
-    ci = (max(lo, 0.0), min(hi, 1.0)) if lo is not None else None
+    ci = (max(lo, 0.0), min(hi, 1.0)) if lo is not None and hi is not None else None
     return Level(mean, ci, len(frame), g, method)

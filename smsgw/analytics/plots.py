@@ -17,6 +17,7 @@ import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 # No date in SVG/PNG metadata: the same data draws the same bytes.
 _METADATA = {"svg": {"Date": None}, "png": {"Software": None}}
@@ -31,7 +32,9 @@ def _figure(title: str) -> tuple[Figure, Any]:
 
 
 def _footnote(fig: Figure, text: str) -> None:
-    fig.get_layout_engine().set(h_pad=0.1)
+    engine = fig.get_layout_engine()
+    if isinstance(engine, ConstrainedLayoutEngine):  # every figure here is made by _figure
+        engine.set(h_pad=0.1)
     fig.supxlabel(text, fontsize=7, color="0.35", wrap=True)
 
 

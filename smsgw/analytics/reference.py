@@ -14,17 +14,9 @@ import numpy as np
 import pandas as pd
 
 from smsgw.analytics.config import AnalyticsConfig
+from smsgw.geo import haversine_km
 
 SERIES = ["commodity", "grade", "currency", "base"]
-EARTH_KM = 6371.0
-
-
-def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
-    """Great-circle distance in km between arrays of points (NaN where a place is unknown)."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dlat, dlon = p2 - p1, np.radians(lon2) - np.radians(lon1)
-    a = np.sin(dlat / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlon / 2) ** 2
-    return 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 def _series_grade(sales: pd.DataFrame, prices: pd.DataFrame) -> pd.Series:
@@ -68,8 +60,11 @@ def attach_reference(
     found["ref_source"] = np.where(found["ref_market"] == found["market"], "own market", "nearest market")
 
     merged = out.merge(
-        found.rename(columns={"grade": "series_grade"})[key_cols + ["ref_market", "distance_km", "age", "ref_price", "ref_source"]],
-        on=key_cols, how="left",
+        found.rename(columns={"grade": "series_grade"})[
+            key_cols + ["ref_market", "distance_km", "age", "ref_price", "ref_source"]
+        ],
+        on=key_cols,
+        how="left",
     )
     series_keys = prices[SERIES].drop_duplicates().rename(columns={"grade": "series_grade"}).assign(_any=True)
     any_price = merged[["commodity", "series_grade", "currency", "base"]].merge(series_keys, how="left")["_any"]
@@ -83,9 +78,13 @@ def attach_reference(
     return merged.rename(columns={"age": "ref_age"})
 
 
-def _nearest(rest: pd.DataFrame, obs_days: pd.DataFrame, markets: pd.DataFrame, window: pd.Timedelta, max_age: pd.Timedelta) -> pd.DataFrame:
+def _nearest(
+    rest: pd.DataFrame, obs_days: pd.DataFrame, markets: pd.DataFrame, window: pd.Timedelta, max_age: pd.Timedelta
+) -> pd.DataFrame:
     """The best other market per query: fresh before stale, then nearest."""
-    candidates = rest.merge(obs_days[SERIES + ["market"]].drop_duplicates().rename(columns={"market": "ref_market"}), on=SERIES)
+    candidates = rest.merge(
+        obs_days[SERIES + ["market"]].drop_duplicates().rename(columns={"market": "ref_market"}), on=SERIES
+    )
     place = markets.set_index("market")[["latitude", "longitude"]]
     here = place.reindex(candidates["market"]).to_numpy(dtype="float64")
     there = place.reindex(candidates["ref_market"]).to_numpy(dtype="float64")

@@ -61,9 +61,21 @@ def render_csv(report: dict[str, Any]) -> str:
         })
     effect = report["enrolment"]
     eci = effect["ci_pct"] or [None, None]
-    writer.writerow({"indicator": "enrolment_effect_pct", "dimension": "all", "cell": "all", "value": effect["effect_pct"],
-                     "ci_lo": eci[0], "ci_hi": eci[1], "n": effect["post_sales"], "clusters": effect["clusters"],
-                     "state": effect["state"], "reason": effect["reason"], "method": effect["method"]})
+    writer.writerow(
+        {
+            "indicator": "enrolment_effect_pct",
+            "dimension": "all",
+            "cell": "all",
+            "value": effect["effect_pct"],
+            "ci_lo": eci[0],
+            "ci_hi": eci[1],
+            "n": effect["post_sales"],
+            "clusters": effect["clusters"],
+            "state": effect["state"],
+            "reason": effect["reason"],
+            "method": effect["method"],
+        }
+    )
     return out.getvalue()
 
 
@@ -78,12 +90,20 @@ def render_text(report: dict[str, Any]) -> str:
     for reason, count in sales["excluded"].items():
         lines.append(f"  excluded {count}: {reason}")
     lines.append("States: " + ", ".join(f"{k} {v}" for k, v in report["states"].items()))
-    lines.append(f"Rules: trend per {s['freq']} (Theil-Sen slope, Mann-Kendall test), at least {s['min_points']} periods "
-                 f"of {s['min_sales']}+ sales, {s['min_clusters']}+ clusters; {s['level']:.0%} intervals; "
-                 f"Benjamini-Hochberg FDR {s['fdr']:.0%} across cells. Transport costs: {s['transport_costs']}.")
+    lines.append(
+        f"Rules: trend per {s['freq']} (Theil-Sen slope, Mann-Kendall test), at least {s['min_points']} periods "
+        f"of {s['min_sales']}+ sales, {s['min_clusters']}+ clusters; {s['level']:.0%} intervals; "
+        f"Benjamini-Hochberg FDR {s['fdr']:.0%} across cells. Transport costs: {s['transport_costs']}."
+    )
     if report.get("periods"):
-        lines += ["", f"Primary indicator per {s['freq']} (all sales; * = fewer than {s['min_sales']} sales, not used for the trend)",
-                  f"  {'period':<9} {'geo mean':>8} {'q1':>6} {'median':>6} {'q3':>6} {'n':>6}"]
+        lines += [
+            "",
+            (
+                f"Primary indicator per {s['freq']} (all sales; * = fewer than {s['min_sales']} sales, "
+                "not used for the trend)"
+            ),
+            f"  {'period':<9} {'geo mean':>8} {'q1':>6} {'median':>6} {'q3':>6} {'n':>6}",
+        ]
         lines += [f"  {p['period']:<9} {_f(p['geo_mean']):>8} {_f(p['q1']):>6} {_f(p['median']):>6} {_f(p['q3']):>6} "
                   f"{p['n']:>6}{'' if p['enough'] else ' *'}" for p in report["periods"]]
     header = f"  {'cell':<28} {'value':>7} {'95% interval':>17} {'n':>6} {'cl':>4}  {'trend/yr [95%]':<26} state"
@@ -94,8 +114,10 @@ def render_text(report: dict[str, Any]) -> str:
             tr = row["trend"]
             slope = "" if tr["slope_per_year"] is None else f"{tr['slope_per_year']:+.3f} {_ci(tr['ci'])}"
             cell = "all" if row["dimension"] == "all" else f"{row['dimension']}: {row['cell']}"
-            lines.append(f"  {cell[:28]:<28} {_f(row['value']):>7} {_ci(row['ci']):>17} {row['n']:>6} {row['clusters']:>4}  "
-                         f"{slope:<26} {row['state']}" + (f" ({row['reason']})" if row["reason"] else ""))
+            lines.append(
+                f"  {cell[:28]:<28} {_f(row['value']):>7} {_ci(row['ci']):>17} {row['n']:>6} {row['clusters']:>4}  "
+                f"{slope:<26} {row['state']}" + (f" ({row['reason']})" if row["reason"] else "")
+            )
             extra = _detail(row) if row["dimension"] == "all" else ""
             if extra:
                 lines.append(f"  {'':<28} {extra}")
@@ -121,24 +143,37 @@ def _effect_lines(effect: dict[str, Any]) -> list[str]:
     head = "Effect of enrolment on the price share (enrolled vs not-yet-enrolled farmers, by enrolment-month cohort)"
     if effect["effect_pct"] is None:
         return [head, f"  {effect['state']}: {effect['reason']}"]
-    lines = [head, f"  {effect['effect_pct']:+.1f}% {_ci(effect['ci_pct'], 1)}  {effect['state']}"
-             + (f" ({effect['reason']})" if effect["reason"] else ""),
-             (f"  {effect['treated_farmers']} enrolled and {effect['control_farmers']} comparison farmers, "
-             f"{effect['cohorts']} cohorts, {effect['post_sales']} sales after enrolment, {effect['clusters']} clusters; {effect['method']}"),
-             "  event study (months from enrolment; effect in logs; month 0 is partly before enrolment):"]
+    lines = [
+        head,
+        f"  {effect['effect_pct']:+.1f}% {_ci(effect['ci_pct'], 1)}  {effect['state']}"
+        + (f" ({effect['reason']})" if effect["reason"] else ""),
+        (
+            f"  {effect['treated_farmers']} enrolled and {effect['control_farmers']} comparison farmers, "
+            f"{effect['cohorts']} cohorts, {effect['post_sales']} sales after enrolment, {effect['clusters']} "
+            f"clusters; {effect['method']}"
+        ),
+        "  event study (months from enrolment; effect in logs; month 0 is partly before enrolment):",
+    ]
     for e in effect["event_study"]:
         lines.append(f"    {e['event']:+d}: {_f(e['effect'])} {_ci([e['lo'], e['hi']])}  ({e['treated_sales']} sales)")
     return lines
 
 
 def _market_lines(market: list[dict[str, Any]]) -> list[str]:
-    lines = ["Market side: dispersion of approved wholesale prices across markets (per base unit)",
-             f"  {'commodity':<16} {'markets now':>11} {'CV now':>7} {'MALD now':>9} {'mean CV':>8}  {'CV trend/yr [95%]':<28} state"]
+    lines = [
+        "Market side: dispersion of approved wholesale prices across markets (per base unit)",
+        (
+            f"  {'commodity':<16} {'markets now':>11} {'CV now':>7} {'MALD now':>9} {'mean CV':>8}  "
+            f"{'CV trend/yr [95%]':<28} state"
+        ),
+    ]
     for m in market:
         now, tr = m["now"], m["trend"]
         slope = "" if tr["slope_per_year"] is None else f"{tr['slope_per_year']:+.3f} {_ci(tr['ci'])}"
-        lines.append(f"  {m['commodity']:<16} {now['n_markets']:>11} {_f(now['cv']):>7} {_f(now['mean_abs_log_diff']):>9} "
-                     f"{_f(m['mean_cv']):>8}  {slope:<28} {tr['state']}" + (f" ({tr['reason']})" if tr["reason"] else ""))
+        lines.append(
+            f"  {m['commodity']:<16} {now['n_markets']:>11} {_f(now['cv']):>7} {_f(now['mean_abs_log_diff']):>9} "
+            f"{_f(m['mean_cv']):>8}  {slope:<28} {tr['state']}" + (f" ({tr['reason']})" if tr["reason"] else "")
+        )
         margin = m["retail_margin"]
         if margin["value"] is not None or m["seasonal_amplitude"] is not None or m["rows_excluded"]:
             parts = []

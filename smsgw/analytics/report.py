@@ -5,6 +5,7 @@ import datetime as dt
 import itertools
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,7 +88,9 @@ def _by_cell(series: pd.Series) -> dict[object, pd.Series]:
     cells_index = series.index.get_level_values(0)
     bounds = np.flatnonzero(np.r_[True, cells_index[1:] != cells_index[:-1], True])
     periods = series.index.get_level_values(1)
-    return {cells_index[a]: pd.Series(series.to_numpy()[a:b], index=periods[a:b]) for a, b in itertools.pairwise(bounds)}
+    return {
+        cells_index[a]: pd.Series(series.to_numpy()[a:b], index=periods[a:b]) for a, b in itertools.pairwise(bounds)
+    }
 
 
 def _dimension_rows(dimension: str, frame: pd.DataFrame, cfg: AnalyticsConfig, rng: np.random.Generator) -> list[Row]:
@@ -112,7 +115,9 @@ def _dimension_rows(dimension: str, frame: pd.DataFrame, cfg: AnalyticsConfig, r
         series = share_s.get(cell, empty)
         share_trend = trend(series, cfg)
         if cell in net.index:
-            net_level = indicators.level_from(net.loc[cell], {"excluded_cost_above_reference": int(dropped.get(cell, 0))})
+            net_level = indicators.level_from(
+                net.loc[cell], {"excluded_cost_above_reference": int(dropped.get(cell, 0))}
+            )
         else:
             net_level = Level(None, reason="no sale with a reference above its transport cost")
         net_level.reason = net_level.reason or indicators.net_note(cfg)
@@ -122,14 +127,38 @@ def _dimension_rows(dimension: str, frame: pd.DataFrame, cfg: AnalyticsConfig, r
         through_series, hhi_series = through_s.get(cell, empty), hhi_s.get(cell, empty)
         rows += [
             Row("price_share", dimension, str(cell), level, share_trend, mean),
-            Row("log_discount", dimension, str(cell), indicators.log_discount(level), negated(share_trend), -math.log(mean) if mean > 0 else 0.0),
-            Row("net_share", dimension, str(cell), net_level, share_trend if same_net else trend(net_series, cfg),
-                float(net_series.mean()) if net_series.notna().any() else 0.0),
-            Row("pass_through", dimension, str(cell), indicators.level_from(through.loc[cell]), trend(through_series, cfg),
-                float(through_series.mean()) if through_series.notna().any() else 0.0),
-            Row("buyer_hhi", dimension, str(cell),
+            Row(
+                "log_discount",
+                dimension,
+                str(cell),
+                indicators.log_discount(level),
+                negated(share_trend),
+                -math.log(mean) if mean > 0 else 0.0,
+            ),
+            Row(
+                "net_share",
+                dimension,
+                str(cell),
+                net_level,
+                share_trend if same_net else trend(net_series, cfg),
+                float(net_series.mean()) if net_series.notna().any() else 0.0,
+            ),
+            Row(
+                "pass_through",
+                dimension,
+                str(cell),
+                indicators.level_from(through.loc[cell]),
+                trend(through_series, cfg),
+                float(through_series.mean()) if through_series.notna().any() else 0.0,
+            ),
+            Row(
+                "buyer_hhi",
+                dimension,
+                str(cell),
                 indicators.level_from(mix, {"distinct_buyer_types": int(mix["types"]), "volume_share": mix["shares"]}),
-                trend(hhi_series, cfg), float(hhi_series.mean()) if hhi_series.notna().any() else 0.0),
+                trend(hhi_series, cfg),
+                float(hhi_series.mean()) if hhi_series.notna().any() else 0.0,
+            ),
         ]
     return rows
 
@@ -149,10 +178,12 @@ def _comparison(indicator: str, level: Level, cfg: AnalyticsConfig) -> Row:
 def _single(indicator: str, level: Level, series: pd.Series | None, cfg: AnalyticsConfig) -> Row:
     if series is None:
         return Row(indicator, "all", "all", level, Trend(0, reason="one figure for the selection, no series over time"))
-    return Row(indicator, "all", "all", level, trend(series, cfg), float(series.mean()) if series.notna().any() else 0.0)
+    return Row(
+        indicator, "all", "all", level, trend(series, cfg), float(series.mean()) if series.notna().any() else 0.0
+    )
 
 
-def bargaining(inputs: Inputs, cfg: AnalyticsConfig, today: pd.Timestamp) -> dict[str, object]:
+def bargaining(inputs: Inputs, cfg: AnalyticsConfig, today: pd.Timestamp) -> dict[str, Any]:
     """The whole bargaining report as plain data (render with ``render_text``/``render_csv``)."""
     rng = np.random.default_rng(cfg.seed)
     frame, excluded = indicators.prepare(inputs.sales, inputs.prices, inputs.markets, inputs.people, cfg)
@@ -163,16 +194,29 @@ def bargaining(inputs: Inputs, cfg: AnalyticsConfig, today: pd.Timestamp) -> dic
     premiums = pd.DataFrame()
     if len(orders):
         premiums = groups.order_premiums(orders, frame, inputs.members, inputs.prices, inputs.markets, cfg)
-        rows.append(_comparison("group_premium_reference", groups.premium_level(premiums, "premium_ref", cfg, rng), cfg))
-        rows.append(_comparison("group_premium_members", groups.premium_level(premiums, "premium_members", cfg, rng), cfg))
+        rows.append(
+            _comparison("group_premium_reference", groups.premium_level(premiums, "premium_ref", cfg, rng), cfg)
+        )
+        rows.append(
+            _comparison("group_premium_members", groups.premium_level(premiums, "premium_members", cfg, rng), cfg)
+        )
         rows.append(_single("group_delivery_rate", groups.delivery_rate(orders, cfg), None, cfg))
     rows.append(_single("group_volume_share", groups.group_volume(frame, cfg, rng), None, cfg))
     if inputs.events is not None:
         ev = inputs.events
-        rows.append(_single("active_subscribers", engagement.active_subscribers(ev, inputs.sales, inputs.people, today, cfg), None, cfg))
+        rows.append(
+            _single(
+                "active_subscribers",
+                engagement.active_subscribers(ev, inputs.sales, inputs.people, today, cfg),
+                None,
+                cfg,
+            )
+        )
         rows.append(_single("message_delivery_rate", *engagement.message_delivery(ev, cfg), cfg))
         rows.append(_single("informed_sales", *engagement.informed_sales(frame, ev, cfg, rng), cfg))
-        rows.append(_single("sale_reporting_rate", *engagement.reporting_rate(inputs.sales, inputs.people, today, cfg), cfg))
+        rows.append(
+            _single("sale_reporting_rate", *engagement.reporting_rate(inputs.sales, inputs.people, today, cfg), cfg)
+        )
         rows.append(_single("ussd_dropoff", engagement.ussd_dropoff(ev, cfg), None, cfg))
     effects = [cfg.effects.get(r.indicator, cfg.effects[PRIMARY]) for r in rows]
     trends = decide([r.trend for r in rows], effects, [r.mean_level for r in rows], cfg)
@@ -185,22 +229,39 @@ def bargaining(inputs: Inputs, cfg: AnalyticsConfig, today: pd.Timestamp) -> dic
         "title": "Is the farmers' bargaining position improving?",
         "primary_indicator": PRIMARY,
         "primary_definition": "price received / reference wholesale price (same commodity, grade, unit and currency; "
-                              f"median over the sale day and {cfg.window_days} days before), quantity-weighted geometric mean",
+        f"median over the sale day and {cfg.window_days} days before), quantity-weighted geometric mean",
         "source": inputs.source,
         "today": today.date().isoformat(),
-        "settings": {"freq": cfg.freq, "min_points": cfg.min_points, "min_sales": cfg.min_sales,
-                     "min_clusters": cfg.min_clusters, "level": cfg.level, "fdr": cfg.alpha,
-                     "window_days": cfg.window_days, "max_age_days": cfg.max_age_days,
-                     "transport_costs": "none configured: net share equals share" if cfg.transport.empty else f"{len(cfg.transport)} market pairs"},
-        "sales": {"total": len(inputs.sales), "with_reference": len(frame), "excluded": excluded,
-                  "reference_from_nearest_market": int((frame["ref_source"] == "nearest market").sum()) if len(frame) else 0},
+        "settings": {
+            "freq": cfg.freq,
+            "min_points": cfg.min_points,
+            "min_sales": cfg.min_sales,
+            "min_clusters": cfg.min_clusters,
+            "level": cfg.level,
+            "fdr": cfg.alpha,
+            "window_days": cfg.window_days,
+            "max_age_days": cfg.max_age_days,
+            "transport_costs": "none configured: net share equals share"
+            if cfg.transport.empty
+            else f"{len(cfg.transport)} market pairs",
+        },
+        "sales": {
+            "total": len(inputs.sales),
+            "with_reference": len(frame),
+            "excluded": excluded,
+            "reference_from_nearest_market": int((frame["ref_source"] == "nearest market").sum()) if len(frame) else 0,
+        },
         "states": states,
         "rows": [r.as_dict() for r in rows],
         "periods": _periods(frame, cfg),
         "enrolment": _effect_dict(effect),
         "market": market,
-        "series": {"share_band": indicators.share_band(frame) if len(frame) else pd.DataFrame(),
-                   "premiums": premiums, "event_study": effect.event_study, "dispersion": tables},
+        "series": {
+            "share_band": indicators.share_band(frame) if len(frame) else pd.DataFrame(),
+            "premiums": premiums,
+            "event_study": effect.event_study,
+            "dispersion": tables,
+        },
     }
 
 
@@ -227,8 +288,11 @@ def _effect_dict(effect: enrolment.EnrolmentEffect) -> dict[str, object]:
     }
 
 
-def _market_side(inputs: Inputs, cfg: AnalyticsConfig, today: pd.Timestamp) -> tuple[list[dict[str, object]], dict[str, pd.DataFrame]]:
-    out, tables, raw, levels = [], {}, [], []
+def _market_side(
+    inputs: Inputs, cfg: AnalyticsConfig, today: pd.Timestamp
+) -> tuple[list[dict[str, object]], dict[str, pd.DataFrame]]:
+    out: list[dict[str, object]] = []
+    tables, raw, levels = {}, [], []
     for commodity, prices in inputs.prices.groupby("commodity", sort=True):
         series, excluded = dispersion.choose_series(prices)
         table = dispersion.dispersion_table(series, cfg)

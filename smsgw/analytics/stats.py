@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -107,7 +108,12 @@ def decide(trends: list[Trend], effects: list[Effect], levels: list[float], cfg:
     return decided
 
 
-def _state(t: Trend, effect: Effect, level: float, q: float, cfg: AnalyticsConfig) -> dict[str, str]:
+class _Verdict(TypedDict):
+    state: str
+    reason: str
+
+
+def _state(t: Trend, effect: Effect, level: float, q: float, cfg: AnalyticsConfig) -> _Verdict:
     assert t.ci is not None and t.slope_per_year is not None
     lo, hi = (v * effect.good for v in t.ci)
     good_lo, good_hi = min(lo, hi), max(lo, hi)
@@ -121,7 +127,10 @@ def _state(t: Trend, effect: Effect, level: float, q: float, cfg: AnalyticsConfi
     if good_hi < 0 and -change >= size:
         return {"state": "worsening", "reason": ""}
     if good_lo > 0 or good_hi < 0:
-        return {"state": "no detectable change", "reason": f"change smaller than the minimum important effect ({unit} a year)"}
+        return {
+            "state": "no detectable change",
+            "reason": f"change smaller than the minimum important effect ({unit} a year)",
+        }
     return {"state": "no detectable change", "reason": "interval includes zero"}
 
 

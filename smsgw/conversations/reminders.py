@@ -19,7 +19,8 @@ def send_reminders(session: so.Session, now: dt.datetime) -> int:
         t = Text(member.language)
         progress = totals(session, order)
         text = t(
-            "Reminder: order %(id)s (%(crop)s) closes %(date)s. Group has %(total)s/%(target)s %(unit)s. Reply JOIN %(id)s and your quantity.",
+            "Reminder: order %(id)s (%(crop)s) closes %(date)s. Group has %(total)s/%(target)s %(unit)s. Reply JOIN "
+            "%(id)s and your quantity.",
             id=order.id,
             crop=order.commodity.short(t.lang),
             date=t.date(order.deadline.date()),

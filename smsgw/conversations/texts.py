@@ -2,45 +2,48 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from smsgw.i18n import N_, Text
-from smsgw.models import Commodity, Grade
+from smsgw.messaging.encoding import normalize
+from smsgw.models import Subscription
+from smsgw.services import prices
 from smsgw.services.prices import Quote
-
-LIMIT_NAMES = {
-    "moisture": N_("moisture"),
-    "foreign_matter": N_("foreign matter"),
-    "inorganic_matter": N_("inorganic matter"),
-    "broken": N_("broken"),
-    "pest_damaged": N_("pest damage"),
-    "rotten_diseased": N_("rotten"),
-    "discoloured": N_("discoloured"),
-    "aflatoxin": N_("aflatoxin"),
-    "aflatoxin_b1": N_("aflatoxin B1"),
-    "damaged": N_("damaged"),
-    "filth": N_("filth"),
-    "immature_shrivelled": N_("shrivelled"),
-    "mouldy_rancid_decayed": N_("mouldy"),
-    "other_varieties": N_("other varieties"),
-    "out_of_class": N_("out of class"),
-}
+from smsgw.services.subscriptions import MAX_ALERTS
 
 
-def price_line(t: Text, quote: Quote, best: Quote | None, budget: int = 160) -> str:
-    """``Maize Nakuru 14 Nov: KSh 4,300/90kg bag, +3% in a week. Best: Eldoret KSh 4,500``.
+def price_line(
+    t: Text,
+    quote: Quote,
+    best: Quote | None,
+    budget: int = 160,
+    *,
+    today: dt.date | None = None,
+    fresh: bool = True,
+) -> str:
+    """``Maize Nakuru 14 Nov: KSh 4,300/90kg bag, +3% in a week. Best: Eldoret KSh 4,500 (126 km)``.
 
-    Falls back to short market names, then drops the best-market clause, so that the
-    line fits ``budget`` characters in every language.
+    A price past its maximum age (``fresh=False``, see ``prices.is_fresh``) is never
+    said as current: the line says there is no recent price and gives the last one with
+    its full date (the year too when it is not this year). Falls back to short market
+    names, then drops the best-market clause, so that the line fits ``budget``.
     """
+    today = today or quote.day
     for short in (False, True):
         market = quote.market.short_name if short else quote.market.name
-        line = t(
-            "%(crop)s %(market)s %(date)s: %(price)s/%(unit)s",
-            crop=quote.commodity.name(t.lang),
-            market=market,
-            date=t.date(quote.day),
-            price=t.money(quote.amount, quote.currency),
-            unit=quote.unit.label(t.lang),
-        )
+        values = {
+            "crop": quote.commodity.name(t.lang),
+            "market": market,
+            "date": t.full_date(quote.day, today),
+            "price": t.money(quote.amount, quote.currency),
+            "unit": quote.unit.label(t.lang),
+        }
+        if not fresh:
+            line = t("No recent price for %(crop)s in %(market)s. Last: %(price)s/%(unit)s on %(date)s.", **values)
+            if len(line) <= budget:
+                return line
+            continue
+        line = t("%(crop)s %(market)s %(date)s: %(price)s/%(unit)s", **values)
         if quote.week_change_pct is not None:
             line += ", " + t("%(change)s in a week", change=t.percent(quote.week_change_pct))
         if best is not None:
@@ -49,9 +52,10 @@ def price_line(t: Text, quote: Quote, best: Quote | None, budget: int = 160) -> 
                 line
                 + ". "
                 + t(
-                    "Best: %(market)s %(price)s",
+                    "Best: %(market)s %(price)s (%(km)s km)",
                     market=best_name,
                     price=t.money(best.amount, best.currency),
+                    km=t.number(round(best.distance_km or 0)),
                 )
             )
             if len(with_best) <= budget:
@@ -61,42 +65,21 @@ def price_line(t: Text, quote: Quote, best: Quote | None, budget: int = 160) -> 
     return line[:budget]
 
 
-def _limit(t: Text, limit) -> str:
-    name = t(LIMIT_NAMES.get(limit.parameter, limit.parameter))
-    parts = []
-    if limit.min_value is not None:
-        parts.append(f">={t.number(limit.min_value, _digits(limit.min_value))}")
-    if limit.max_value is not None:
-        parts.append(f"<={t.number(limit.max_value, _digits(limit.max_value))}")
-    return f"{name} {' '.join(parts)}{limit.unit}"
+def price_answer(
+    t: Text, session, quote: Quote, today: dt.date, settings, budget: int = 160
+) -> str:
+    """The answer to "what is the price": the line for ``quote`` as of ``today``.
+
+    Freshness and the nearby radius come from ``settings`` (``prices.price_max_age``);
+    a stale price gets no "best" clause, since it is not a current price to compare.
+    """
+    fresh = prices.quote_is_fresh(quote, today, settings)
+    best = prices.best_nearby(session, quote, settings, as_of=today) if fresh else None
+    return price_line(t, quote, best, budget, today=today, fresh=fresh)
 
 
 def _digits(value) -> int:
     return 0 if value == value.to_integral_value() else 1
-
-
-def grade_limits(t: Text, commodity: Commodity, grade: Grade) -> str:
-    """A grade and its measurable limits, for a USSD screen."""
-    head = t(
-        "%(crop)s %(grade)s (%(standard)s), price %(diff)s:",
-        crop=commodity.name(t.lang),
-        grade=grade.code,
-        standard=grade.standard,
-        diff=t.percent(grade.price_diff_pct),
-    )
-    return head + "\n" + ", ".join(_limit(t, limit) for limit in grade.limits[:4])
-
-
-def grade_sms(t: Text, commodity: Commodity, grade: Grade) -> str:
-    """A grade's requirements as one SMS."""
-    return t(
-        "%(crop)s %(grade)s (%(standard)s): %(text)s Price %(diff)s.",
-        crop=commodity.name(t.lang),
-        grade=grade.code,
-        standard=grade.standard,
-        text=grade.requirement(t.lang),
-        diff=t.percent(grade.price_diff_pct),
-    )
 
 
 ORDER_ERRORS = {
@@ -160,18 +143,21 @@ def total_now(t: Text, order, total) -> str:
     )
 
 
-def grades_sms(t: Text, commodity: Commodity, grades: list[Grade]) -> str:
-    """All grades of a commodity with their price differences and the best grade's limits, one SMS."""
-    head = t("%(crop)s (%(standard)s):", crop=commodity.name(t.lang), standard=grades[0].standard)
-    diffs = ", ".join(f"{g.code} {t.percent(g.price_diff_pct)}" for g in grades)
-    text = f"{head} {diffs}."
-    for limit in grades[0].limits:
-        candidate = (
-            f"{text} {grades[0].code}: {_limit(t, limit)}"
-            if text.endswith(".")
-            else f"{text}, {_limit(t, limit)}"
+ALERTS_FULL = N_(
+    "Not added: %(count)s alerts is the most we send a day. Yours: %(alert)s. Send UNSUB and a crop to remove one."
+)
+
+
+def alerts_full(t: Text, subs: list[Subscription]) -> str:
+    """Why an alert was not added, naming the farmer's alerts, within one SMS or USSD screen
+    (short crop names when the full ones do not fit)."""
+    text = ""
+    for short in (False, True):
+        names = ", ".join(
+            f"{sub.commodity.short(t.lang) if short else sub.commodity.name(t.lang)} {sub.market.short_name}"
+            for sub in subs
         )
-        if len(candidate) > 160:
+        text = t(ALERTS_FULL, count=MAX_ALERTS, alert=names)
+        if len(normalize(text, t.lang)) <= 160:
             break
-        text = candidate
     return text

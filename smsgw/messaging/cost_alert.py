@@ -53,7 +53,9 @@ def day_costs(session: so.Session, since: dt.datetime) -> dict[str, decimal.Deci
     return {(currency or "").upper(): decimal.Decimal(total or 0) for currency, total in rows}
 
 
-def check_daily_cost(session: so.Session, settings: Mapping[str, Any], now: dt.datetime | None = None) -> list[AuditEntry]:
+def check_daily_cost(
+    session: so.Session, settings: Mapping[str, Any], now: dt.datetime | None = None
+) -> list[AuditEntry]:
     """Alert for each currency whose cost today passed its threshold, once per local day."""
     limits = thresholds(settings.get("SMS_DAILY_COST_ALERT", ""))
     if not limits:

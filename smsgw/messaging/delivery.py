@@ -89,11 +89,10 @@ def _apply(message: OutboundMessage, status: str, reason: str) -> None:
         if message.status in MAY_BECOME_SENT:
             message.status = "sent"
             message.sent_at = message.sent_at or now
-    elif status in FAILED:
-        if message.status not in ("delivered", "failed"):
-            message.status = "failed"
-            message.final_at = now
-            message.last_error = reason
+    elif status in FAILED and message.status not in ("delivered", "failed"):
+        message.status = "failed"
+        message.final_at = now
+        message.last_error = reason
 
 
 def _same_number(raw: object, recipient: str | None) -> bool:

@@ -125,7 +125,11 @@ def drain_once(
 
 
 def drain_forever(
-    db: Database, gateway: Gateway, lease: dt.timedelta = LEASE, interval: float = 2.0, stop: threading.Event | None = None
+    db: Database,
+    gateway: Gateway,
+    lease: dt.timedelta = LEASE,
+    interval: float = 2.0,
+    stop: threading.Event | None = None,
 ) -> None:
     """Drain until ``stop`` is set: an extra drain beside the scheduler's (``smsgw outbox
     drain --follow``). A database or gateway error is one log line and a backoff, never
@@ -191,7 +195,9 @@ def _pause(
     )
 
 
-def _whole_requests(session: so.Session, batch: list[OutboundMessage], batch_size: int, chunk: int) -> list[OutboundMessage]:
+def _whole_requests(
+    session: so.Session, batch: list[OutboundMessage], batch_size: int, chunk: int
+) -> list[OutboundMessage]:
     """Give back, before the claim commits, the recipients of a text cut off by a full batch.
 
     The claim puts identical texts side by side, so a full batch usually ends inside the
@@ -209,7 +215,9 @@ def _whole_requests(session: so.Session, batch: list[OutboundMessage], batch_siz
     session.execute(
         sa.update(OutboundMessage)
         .where(OutboundMessage.id.in_(given_back))
-        .values(status="queued", claimed_at=None, claimed_by=None, lease_until=None, attempts=OutboundMessage.attempts - 1)
+        .values(
+            status="queued", claimed_at=None, claimed_by=None, lease_until=None, attempts=OutboundMessage.attempts - 1
+        )
         .execution_options(synchronize_session=False)
     )
     for message in same[-spare:]:

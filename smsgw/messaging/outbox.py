@@ -18,9 +18,9 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from sqlalchemy.exc import IntegrityError
 
-from smsgw.db import utcnow
+from smsgw.db import rowcount, utcnow
 from smsgw.messaging.encoding import Encoded, encode_for_sms
-from smsgw.models import OutboundMessage
+from smsgw.models import Contact, OutboundMessage
 
 PRIORITY = {"reply": 0, "receipt": 1, "order": 1, "alert": 2, "bulletin": 5}
 MAX_ATTEMPTS = 6
@@ -55,7 +55,10 @@ def enqueue(
     if existing is not None:
         return existing
     encoded = encode_for_sms(text, lang)
+    simulated = bool(session.scalar(sa.select(Contact.simulated).where(Contact.phone == to)))
     message = OutboundMessage(
+        status="simulated" if simulated else "queued",
+        final_at=utcnow() if simulated else None,
         idempotency_key=key,
         to_phone=to,
         contact_id=contact_id,
@@ -107,6 +110,8 @@ def enqueue_many(
         return
     now = utcnow()
     encoded: dict[tuple[str, str], Encoded] = {}
+    # The simulator's contacts are few: one query for all of them, not one per message.
+    simulated = set(session.scalars(sa.select(Contact.phone).where(Contact.simulated.is_(True))))
     rows = []
     for message in messages:
         found = encoded.get((message.text, message.lang))
@@ -115,7 +120,9 @@ def enqueue_many(
         rows.append({
             "idempotency_key": message.key, "to_phone": message.to, "contact_id": message.contact_id,
             "text": found.text, "purpose": purpose, "priority": PRIORITY[purpose], "encoding": found.encoding,
-            "segments": found.segments, "sender_id": sender_id, "status": "queued", "attempts": 0,
+            "segments": found.segments, "sender_id": sender_id, "attempts": 0,
+            "status": "simulated" if message.to in simulated else "queued",
+            "final_at": now if message.to in simulated else None,
             "next_attempt_at": not_before or now, "last_error": "", "created_at": now,
         })
     session.execute(_insert_or_skip(session), rows)
@@ -124,10 +131,14 @@ def enqueue_many(
 def _insert_or_skip(session: so.Session) -> sa.Insert:
     """INSERT INTO outbound_message ... ON CONFLICT (idempotency_key) DO NOTHING."""
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(OutboundMessage).on_conflict_do_nothing(index_elements=[OutboundMessage.idempotency_key])
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(OutboundMessage).on_conflict_do_nothing(
+            index_elements=[OutboundMessage.idempotency_key]
+        )
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(OutboundMessage).on_conflict_do_nothing(index_elements=[OutboundMessage.idempotency_key])
 
 
 CLAIM_ORDER = (OutboundMessage.priority, OutboundMessage.next_attempt_at, OutboundMessage.text, OutboundMessage.id)
@@ -244,11 +255,11 @@ def record_result(message: OutboundMessage, result: SendResult, now: dt.datetime
 def renew_lease(session: so.Session, owner: str, lease: dt.timedelta = LEASE, now: dt.datetime | None = None) -> int:
     """Extend ``owner``'s claim on every row it is still sending; the caller commits."""
     now = now or utcnow()
-    return session.execute(
+    return rowcount(session.execute(
         sa.update(OutboundMessage)
         .where(OutboundMessage.status == "sending", OutboundMessage.claimed_by == owner)
         .values(lease_until=now + lease)
-    ).rowcount
+    ))
 
 
 def release(session: so.Session, messages: Collection[OutboundMessage]) -> None:
@@ -278,14 +289,14 @@ def recover_stale(session: so.Session, now: dt.datetime | None = None) -> dict[s
     )
     stale = (OutboundMessage.status == "sending", expired)
     never_sent = OutboundMessage.last_error == NOT_YET_SENT
-    unknown = session.execute(
+    unknown = rowcount(session.execute(
         sa.update(OutboundMessage)
         .where(*stale, OutboundMessage.purpose.in_(AT_MOST_ONCE), sa.not_(never_sent))
         .values(status="unknown", final_at=now, lease_until=None, last_error="drain stopped during send")
-    ).rowcount
-    requeued = session.execute(
+    ))
+    requeued = rowcount(session.execute(
         sa.update(OutboundMessage)
         .where(*stale, sa.or_(OutboundMessage.purpose.not_in(AT_MOST_ONCE), never_sent))
         .values(status="queued", next_attempt_at=now, lease_until=None)
-    ).rowcount
+    ))
     return {"unknown": unknown, "requeued": requeued}

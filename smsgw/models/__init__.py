@@ -1,5 +1,6 @@
 """All tables, imported in one place so metadata is complete for Alembic and tests."""
 
+from smsgw.models.access import AdminSession, SigninThrottle
 from smsgw.models.audit import AuditEntry
 from smsgw.models.catalog import (
     Commodity,
@@ -37,6 +38,7 @@ from smsgw.models.prices import PriceObservation
 from smsgw.models.sales import SaleReport
 
 __all__ = [
+    "AdminSession",
     "AuditEntry",
     "BulletinRun",
     "BuyOffer",
@@ -65,6 +67,7 @@ __all__ = [
     "ReporterMarket",
     "RuntimeState",
     "SaleReport",
+    "SigninThrottle",
     "Subscription",
     "Unit",
     "UnitAlias",

@@ -14,7 +14,7 @@ from smsgw.models.catalog import Market
 from smsgw.models.people import Contact
 
 # Outbound message states. Moves only forward: queued -> sending -> sent -> delivered,
-# with failed or unknown as ends.
+# with failed or unknown as ends; a simulated contact's messages are simulated at once.
 OUTBOX_STATUSES = (
     "queued",  # waiting for a drain; next_attempt_at says when it may be tried
     "sending",  # claimed by a drain, committed before the gateway call
@@ -22,6 +22,7 @@ OUTBOX_STATUSES = (
     "delivered",  # final: the delivery report said Success
     "failed",  # final: permanent gateway error, failed delivery report, or out of retries
     "unknown",  # final: a drain died between the gateway call and recording its answer
+    "simulated",  # final: for a contact of the admin's phone simulator; never sent
 )
 PURPOSES = ("reply", "receipt", "order", "bulletin", "alert")
 
@@ -51,6 +52,8 @@ class InboundMessage(Base):
     status: so.Mapped[str] = so.mapped_column(sa.String(10), default="received", server_default="handled")
     # The handler's exception when status is "error" (an operator can retry it).
     error: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    # Played in the admin's phone simulator, not received from the gateway.
+    simulated: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
 
     contact: so.Mapped[Contact | None] = so.relationship()
 
@@ -65,7 +68,7 @@ class OutboundMessage(Base):
     __tablename__ = "outbound_message"
     __table_args__ = (
         sa.CheckConstraint(
-            "status IN ('queued', 'sending', 'sent', 'delivered', 'failed', 'unknown')",
+            "status IN ('queued', 'sending', 'sent', 'delivered', 'failed', 'unknown', 'simulated')",
             name="status_known",
         ),
         sa.CheckConstraint(

@@ -42,6 +42,9 @@ class Contact(Base):
     # When the farmer enrolled in the service; the analytics compare before and after.
     enrolled_at: so.Mapped[dt.datetime | None]
     created_at: so.Mapped[dt.datetime] = so.mapped_column(default=utcnow)
+    # A number played in the admin's phone simulator: its messages never reach the
+    # gateway and it is left out of analytics.
+    simulated: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
 
     home_market: so.Mapped[Market | None] = so.relationship()
     memberships: so.Mapped[list[Membership]] = so.relationship(back_populates="contact")
@@ -187,3 +190,7 @@ class OperatorUser(Base):
     active: so.Mapped[bool] = so.mapped_column(default=True)
     created_at: so.Mapped[dt.datetime] = so.mapped_column(default=utcnow)
     last_login_at: so.Mapped[dt.datetime | None]
+    # Base32 TOTP secret once the operator has turned on the second factor, and the last
+    # time step accepted (a code is good once: a replayed code is refused).
+    totp_secret: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+    totp_last_step: so.Mapped[int | None] = so.mapped_column(sa.BigInteger)

@@ -20,11 +20,12 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from sqlalchemy.exc import IntegrityError
 
-from smsgw.conversations.bulletin_texts import daily_text, weekly_text
+from smsgw import config
 from smsgw.db import Database, utcnow
 from smsgw.messaging import outbox
 from smsgw.messaging.encoding import Encoded, encode_for_sms
 from smsgw.models import BulletinRun, Contact, Market, OutboundMessage, Subscription
+from smsgw.services.bulletin_texts import QuoteCache, daily_text, weekly_text
 
 BATCH = 500
 
@@ -43,29 +44,36 @@ class RunReport:
 
 @dataclass(frozen=True)
 class Policy:
-    """Limits from settings: staleness, quiet hours, caps, sender ids."""
+    """Limits from settings: price freshness, quiet hours, caps, sender ids.
 
-    stale_days: int = 7
-    quiet_start: int = 21
-    quiet_end: int = 6
-    daily_cap: int = 3
+    How old a price may be comes from ``prices.price_max_age`` (PRICE_MAX_AGE_DAYS and
+    PRICE_MAX_AGE_BY_COMMODITY in ``price_settings``), the one rule farmer answers use too;
+    ``stale_days`` only tightens it for one run (a test, a cautious operator).
+    """
+
+    stale_days: int | None = None
+    quiet_start: int = config.defaults()["BULLETIN_QUIET_START"]
+    quiet_end: int = config.defaults()["BULLETIN_QUIET_END"]
+    daily_cap: int = config.defaults()["BULLETIN_DAILY_CAP"]
     sender_ids: Mapping[str, str] = field(default_factory=dict)
+    price_settings: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Policy:
         """The policy configured in ``settings``."""
-        pairs = [
-            item.split("=", 1)
-            for item in str(settings.get("SMSGW_SENDER_IDS", "")).split(",")
-            if "=" in item
-        ]
         return cls(
-            stale_days=int(settings.get("BULLETIN_STALE_DAYS", 7)),
-            quiet_start=int(settings.get("BULLETIN_QUIET_START", 21)),
-            quiet_end=int(settings.get("BULLETIN_QUIET_END", 6)),
-            daily_cap=int(settings.get("BULLETIN_DAILY_CAP", 3)),
-            sender_ids={country.strip().upper(): sender.strip() for country, sender in pairs},
+            quiet_start=int(settings.get("BULLETIN_QUIET_START", cls.quiet_start)),
+            quiet_end=int(settings.get("BULLETIN_QUIET_END", cls.quiet_end)),
+            daily_cap=int(settings.get("BULLETIN_DAILY_CAP", cls.daily_cap)),
+            sender_ids=config.sender_ids(settings),
+            price_settings={key: value for key, value in settings.items() if key.startswith("PRICE_")},
         )
+
+    def max_age(self) -> Mapping[str, Any] | int:
+        """What a composer is given as its freshness rule (see ``bulletin_texts.MaxAge``)."""
+        if self.stale_days is None:
+            return self.price_settings
+        return self.stale_days
 
     def not_before(self, market: Market, now: dt.datetime) -> dt.datetime:
         """``now``, or the end of the market's quiet hours if ``now`` falls inside them."""
@@ -160,18 +168,31 @@ def _capped(session: so.Session, contacts: list[Contact], policy: Policy, now: d
     ))
 
 
+# The default texts; a caller may pass its own ``composers`` (same signature) to run_bulletin.
 COMPOSERS: dict[str, Callable[..., str | None]] = {"daily": daily_text, "weekly": weekly_text}
+# What subscribers who get the same bulletin share: language, home market id, alerts (in order).
+TextKey = tuple[str, int | None, tuple[tuple[int, int], ...]]
 
 
-def _compose(session: so.Session, kind: str, contact: Contact, day: dt.date, policy: Policy, cache: dict, texts: dict) -> Encoded | None:
+def _compose(
+    session: so.Session,
+    kind: str,
+    contact: Contact,
+    day: dt.date,
+    policy: Policy,
+    cache: QuoteCache,
+    texts: dict[TextKey, Encoded | None],
+    composers: Mapping[str, Callable[..., str | None]] = COMPOSERS,
+) -> Encoded | None:
     """The contact's bulletin, encoded; composed once per run for everyone alike.
 
     A composer reads only the language, the home market and the alerts (in order), so
     subscribers who share those share the text: thousands of them, a few hundred texts.
     """
-    key = (contact.language, contact.home_market_id, tuple((sub.commodity_id, sub.market_id) for sub in contact.subscriptions))
+    alerts = tuple((sub.commodity_id, sub.market_id) for sub in contact.subscriptions)
+    key: TextKey = (contact.language, contact.home_market_id, alerts)
     if key not in texts:
-        text = COMPOSERS[kind](session, contact, day, policy.stale_days, cache)
+        text = composers[kind](session, contact, day, policy.max_age(), cache)
         texts[key] = None if text is None else encode_for_sms(text, contact.language)
     return texts[key]
 
@@ -186,8 +207,12 @@ def run_bulletin(
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
     pause: Callable[[], None] | None = None,
+    composers: Mapping[str, Callable[..., str | None]] = COMPOSERS,
 ) -> RunReport:
-    """Compose and queue one market's bulletin for ``day`` (nothing is queued on a dry run)."""
+    """Compose and queue one market's bulletin for ``day`` (nothing is queued on a dry run).
+
+    ``composers`` maps a kind to its text composer (default: ``services.bulletin_texts``).
+    """
     with db.session() as session:
         market = session.scalar(sa.select(Market).where(Market.code == market_code))
         if market is None:
@@ -200,13 +225,13 @@ def run_bulletin(
     texts: set[str] = set()
     now = utcnow()
     after = 0
-    cache: dict = {}
-    composed: dict = {}
+    cache: QuoteCache = {}
+    composed: dict[TextKey, Encoded | None] = {}
     while True:
         # One transaction per batch, committed before any pause, so a crash loses at
         # most the batch in hand and other writers get their turn between batches.
         with db.session() as session:
-            market = session.get(Market, market_id)
+            market = session.get_one(Market, market_id)
             contacts = _recipients(session, market, after)
             if not contacts:
                 break
@@ -215,17 +240,24 @@ def run_bulletin(
             capped = set() if dry_run else _capped(session, contacts, policy, now)
             queued = []
             for contact in contacts:
-                encoded = _compose(session, kind, contact, day, policy, cache, composed)
+                encoded = _compose(session, kind, contact, day, policy, cache, composed, composers)
                 if encoded is None or contact.id in capped:
                     continue
                 report.messages += 1
                 report.segments += encoded.segments
                 report.by_language[contact.language] = report.by_language.get(contact.language, 0) + 1
                 texts.add(encoded.text)
-                queued.append(outbox.Queued(to=contact.phone, text=encoded.text, key=f"bulletin:{kind}:{day.isoformat()}:{contact.id}", lang=contact.language, contact_id=contact.id))
+                key = f"bulletin:{kind}:{day.isoformat()}:{contact.id}"
+                queued.append(
+                    outbox.Queued(
+                        to=contact.phone, text=encoded.text, key=key, lang=contact.language, contact_id=contact.id
+                    )
+                )
             if not dry_run:
                 # One INSERT per batch; the keys still make a repeated run add nothing.
-                outbox.enqueue_many(session, queued, purpose="bulletin", sender_id=sender, not_before=policy.not_before(market, now))
+                outbox.enqueue_many(
+                    session, queued, purpose="bulletin", sender_id=sender, not_before=policy.not_before(market, now)
+                )
             if dry_run:
                 session.rollback()
         if progress:

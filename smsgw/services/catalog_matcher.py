@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import decimal
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 from babel.core import get_global
 
+from smsgw.db import Base
 from smsgw.models import (
     Commodity,
     CommodityAlias,
@@ -64,7 +66,7 @@ class UnitRef:
     factor: decimal.Decimal
 
 
-def _country_zones() -> tuple[dict[str, list[str]], dict[str, set[str]]]:
+def _country_zones() -> tuple[Mapping[str, list[str]], dict[str, set[str]]]:
     """Time zones per country, and the countries using each current currency (Babel's CLDR)."""
     users: dict[str, set[str]] = {}
     for territory, entries in get_global("territory_currencies").items():
@@ -95,9 +97,9 @@ class CatalogMatcher:
         for market in session.scalars(
             sa.select(Market).options(so.selectinload(Market.aliases)).order_by(Market.id)
         ):
-            ref = MarketRef(market.id, market.name, market.currency, market.country)
+            market_ref = MarketRef(market.id, market.name, market.currency, market.country)
             for word in [market.code, market.name, *(alias.alias for alias in market.aliases)]:
-                self.markets.setdefault(norm(word), ref)
+                self.markets.setdefault(norm(word), market_ref)
         self.commodities: dict[str, int] = {}
         for commodity in session.scalars(
             sa.select(Commodity).options(so.selectinload(Commodity.aliases)).order_by(Commodity.id)
@@ -109,19 +111,19 @@ class CatalogMatcher:
             ]
             for word in words:
                 self.commodities.setdefault(norm(word), commodity.id)
-        self.codes = {
+        self.codes: dict[type[Base], set[str]] = {
             Market: set(session.scalars(sa.select(Market.code))),
             Commodity: set(session.scalars(sa.select(Commodity.code))),
             Unit: set(session.scalars(sa.select(Unit.code))),
         }
-        self.aliases = {
+        self.aliases: dict[type[Base], set[str]] = {
             MarketAlias: set(session.scalars(sa.select(MarketAlias.alias))),
             CommodityAlias: set(session.scalars(sa.select(CommodityAlias.alias))),
             UnitAlias: set(session.scalars(sa.select(UnitAlias.alias))),
         }
         self.grades: dict[int, dict[str, int]] = {}
 
-    def _code(self, model: type, name: str) -> str:
+    def _code(self, model: type[Base], name: str) -> str:
         base, number = _slug(name), 1
         code = base
         while code in self.codes[model]:
@@ -130,7 +132,7 @@ class CatalogMatcher:
         self.codes[model].add(code)
         return code
 
-    def _alias(self, model: type, word: str, **owner: object) -> None:
+    def _alias(self, model: type[Base], word: str, **owner: object) -> None:
         # Aliases are unique across the catalog: never take one another row already uses.
         if word and len(word) <= 40 and word not in self.aliases[model]:
             self.aliases[model].add(word)

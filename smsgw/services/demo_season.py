@@ -68,7 +68,7 @@ def load_season(
     rows = []
     for number, row in enumerate(lines, start=2):
         contact = contacts[normalize_phone(row["phone"])]
-        market = session.get(Market, contact.home_market_id)
+        market = session.get_one(Market, contact.home_market_id)
         unit, price = catalog.units[row["unit"]], decimal.Decimal(row["price"])
         order = orders.get(row.get("group_order_ref") or "")
         rows.append(
@@ -106,15 +106,15 @@ def _orders(
 
     orders = {}
     for item in data.get("order", []):
-        group = session.scalar(
+        group = session.scalars(
             sa.select(ProducerGroup).where(ProducerGroup.code == item["group"])
-        )
+        ).one()
         leader = session.scalar(
             sa.select(Membership.contact_id).where(
                 Membership.group_id == group.id, Membership.role == "leader"
             )
         )
-        market = session.get(Market, group.market_id)
+        market = session.get_one(Market, group.market_id)
         unit = catalog.units[item["unit"]]
         fulfilled = item["status"] == "fulfilled"
         commitments = [

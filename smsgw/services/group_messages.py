@@ -72,7 +72,7 @@ def send_to_group(
     sent_today = session.scalar(
         sa.select(sa.func.count(GroupMessage.id))
         .where(GroupMessage.group_id == group.id, GroupMessage.created_at >= day_start)
-    )
+    ) or 0
     if sent_today >= cap:
         raise GroupMessageError("cap", cap)
     message = GroupMessage(group_id=group.id, sender_id=leader.id, inbound_id=inbound.id, body=body,

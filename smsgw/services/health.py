@@ -89,7 +89,9 @@ def _schema(session: so.Session) -> Check:
         return Check("schema", True, f"at {', '.join(sorted(head))}")
     if not current:
         return Check("schema", False, "never migrated: run `smsgw init`")
-    return Check("schema", False, f"at {', '.join(sorted(current))}, latest is {', '.join(sorted(head))}: run `smsgw init`")
+    return Check(
+        "schema", False, f"at {', '.join(sorted(current))}, latest is {', '.join(sorted(head))}: run `smsgw init`"
+    )
 
 
 def _scheduler(session: so.Session, now: dt.datetime, limit: dt.timedelta) -> Check:
@@ -98,7 +100,9 @@ def _scheduler(session: so.Session, now: dt.datetime, limit: dt.timedelta) -> Ch
         return Check("scheduler", False, "no heartbeat ever: is `smsgw scheduler` running?")
     age = now - beat.updated_at
     if age > limit:
-        return Check("scheduler", False, f"last heartbeat {_age(age)} ago (limit {_age(limit)}): is `smsgw scheduler` running?")
+        return Check(
+            "scheduler", False, f"last heartbeat {_age(age)} ago (limit {_age(limit)}): is `smsgw scheduler` running?"
+        )
     return Check("scheduler", True, f"last heartbeat {_age(age)} ago")
 
 

@@ -83,7 +83,10 @@ def post_offer(
 
 def leaders_for(session: so.Session, offer: BuyOffer) -> list[Contact]:
     """Leaders of groups that grow the offer's crop, in the buyer's country."""
-    country = offer.buyer.market.country
+    market = offer.buyer.market
+    if market is None:  # post_offer refuses such a buyer: it has no currency either
+        raise OfferError("the buyer has no market, so no currency")
+    country = market.country
     query = (
         sa.select(Contact)
         .join(Membership, Membership.contact_id == Contact.id)
@@ -135,7 +138,8 @@ def offer_sms(t: Text, offer: BuyOffer) -> str:
     """The leaders' SMS about a new offer."""
     grade = f" {offer.grade.code}" if offer.grade else ""
     return t(
-        "Offer %(id)s: %(buyer)s buys %(qty)s %(unit)s %(crop)s%(grade)s at %(price)s, until %(date)s. Open a group order in the USSD leader menu.",
+        "Offer %(id)s: %(buyer)s buys %(qty)s %(unit)s %(crop)s%(grade)s at %(price)s, until %(date)s. Open a group "
+        "order in the USSD leader menu.",
         id=offer.id,
         buyer=offer.buyer.name,
         qty=t.number(offer.quantity),

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from smsgw.i18n import Text
 from smsgw.models import Commitment, GroupOrder, Unit
+from smsgw.services.quantities import quantity_phrase
 
 CENTS = Decimal("0.01")
 
@@ -32,15 +33,15 @@ def crop(order: GroupOrder, lang: str) -> str:
 def announcement(t: Text, order: GroupOrder) -> str:
     """A new order, for the group's other members: what, how much, price, until when."""
     zone = ZoneInfo(order.group.market.timezone if order.group.market else "UTC")
-    values = {
-        "id": order.id, "crop": crop(order, t.lang), "target": quantity(t, order.target_quantity),
-        "unit": order.unit.label(t.lang), "date": t.date(order.deadline.astimezone(zone).date()),
-    }
+    phrase = quantity_phrase(t, order.target_quantity, order.unit, order.commodity)
+    if order.grade:
+        phrase = f"{phrase} {order.grade.code}"
+    values = {"id": order.id, "qty": phrase, "date": t.date(order.deadline.astimezone(zone).date())}
     if order.kind == "sell":
-        head = t("New group order %(id)s: we sell %(target)s %(unit)s of %(crop)s.", **values)
+        head = t("New group order %(id)s: we sell %(qty)s.", **values)
         tail = t("Commit your quantity by %(date)s", **values)
     else:
-        head = t("New group order %(id)s: we buy %(target)s %(unit)s of %(crop)s.", **values)
+        head = t("New group order %(id)s: we buy %(qty)s.", **values)
         tail = t("Order your quantity by %(date)s", **values)
     if order.price_tiers:
         best = order.price_tiers[-1]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import decimal
-import os
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,7 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from smsgw.config import ConfigError
+from smsgw import config
 from smsgw.models import Market, PriceObservation, Unit
 
 MAD_SCALE = 1.4826  # makes the MAD estimate the standard deviation of a normal series
@@ -48,52 +47,50 @@ SeriesKey = tuple[int, int, str]  # market, commodity, kind
 WeekKey = tuple[str, str, int, str, str, int, int]
 
 
+# The settings the check reads; their defaults are config's (``smsgw.config.defaults``).
+SETTINGS = (
+    "PRICE_AUTO_APPROVE_SOURCES",
+    "PRICE_ANOMALY_Z",
+    "PRICE_ANOMALY_MIN_CHANGE",
+    "PRICE_CROSS_MARKET_BAND",
+    "PRICE_HISTORY_DAYS",
+    "PRICE_MIN_HISTORY",
+)
+_DEFAULTS = config.defaults()
+
+
 @dataclass(frozen=True)
 class Policy:
-    """Thresholds and trusted sources of the check; ``from_settings`` reads overrides."""
+    """Thresholds and trusted sources of the check; ``from_settings`` reads the settings."""
 
-    trusted_sources: frozenset[str] = frozenset({"demo", "import:wfp"})
-    z_threshold: float = 3.5
-    min_change: float = 0.15
-    cross_band: float = 0.60
-    window_days: int = 90
-    min_points: int = 5
+    trusted_sources: frozenset[str] = frozenset(config.items(_DEFAULTS["PRICE_AUTO_APPROVE_SOURCES"]))
+    z_threshold: float = _DEFAULTS["PRICE_ANOMALY_Z"]
+    min_change: float = _DEFAULTS["PRICE_ANOMALY_MIN_CHANGE"]
+    cross_band: float = _DEFAULTS["PRICE_CROSS_MARKET_BAND"]
+    window_days: int = _DEFAULTS["PRICE_HISTORY_DAYS"]
+    min_points: int = _DEFAULTS["PRICE_MIN_HISTORY"]
     sparse_window_days: int = 365
     sparse_points: int = 12
     min_markets: int = 3
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any] | None = None) -> Policy:
-        """The policy from settings keys, else the environment, else the defaults."""
+        """The policy of ``settings`` as ``load_settings`` returns them.
 
-        # Settings from load_settings carry every PRICE_* key (config.py declares and checks
-        # them); a partial mapping, as a script or test may pass, falls back to the environment.
-        def value(key: str) -> Any:
-            found = (settings or {}).get(key)
-            return found if found not in (None, "") else os.environ.get(key) or None
-
-        def number(key: str, default: float, kind: type = float) -> Any:
-            raw = value(key)
-            if raw is None:
-                return default
-            try:
-                return kind(raw)
-            except (TypeError, ValueError):
-                raise ConfigError(f"{key} must be a number, got {raw!r}") from None
-
-        sources = value("PRICE_AUTO_APPROVE_SOURCES")
-        trusted = (
-            frozenset(part.strip() for part in str(sources).split(",") if part.strip())
-            if sources is not None
-            else cls.trusted_sources
-        )
+        Without settings, or with a mapping that lacks some PRICE_* keys (a script, a
+        test), the missing ones come from ``load_settings``: the environment, then the
+        defaults, checked like every setting.
+        """
+        given = settings or {}
+        if any(given.get(key) in (None, "") for key in SETTINGS):
+            given = config.load_settings({key: given[key] for key in SETTINGS if given.get(key) not in (None, "")})
         return cls(
-            trusted_sources=trusted,
-            z_threshold=number("PRICE_ANOMALY_Z", cls.z_threshold),
-            min_change=number("PRICE_ANOMALY_MIN_CHANGE", cls.min_change),
-            cross_band=number("PRICE_CROSS_MARKET_BAND", cls.cross_band),
-            window_days=number("PRICE_HISTORY_DAYS", cls.window_days, int),
-            min_points=number("PRICE_MIN_HISTORY", cls.min_points, int),
+            trusted_sources=frozenset(config.items(given["PRICE_AUTO_APPROVE_SOURCES"])),
+            z_threshold=float(given["PRICE_ANOMALY_Z"]),
+            min_change=float(given["PRICE_ANOMALY_MIN_CHANGE"]),
+            cross_band=float(given["PRICE_CROSS_MARKET_BAND"]),
+            window_days=int(given["PRICE_HISTORY_DAYS"]),
+            min_points=int(given["PRICE_MIN_HISTORY"]),
         )
 
     def trusts(self, source: str) -> bool:

@@ -16,10 +16,10 @@ import csv
 import decimal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -118,7 +118,9 @@ class Importer:
         self.currencies = list_currencies()  # ISO 4217 codes known to CLDR
         self.seen: set[str] = set()
         dialect = session.get_bind().dialect.name
-        self.insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self.insert: Callable[[sa.Table], postgresql.Insert | sqlite.Insert] = (
+            postgresql.insert if dialect == "postgresql" else sqlite.insert
+        )
 
     def run(self, path: Path, progress: Callable[[int], None]) -> ImportSummary:
         """Import ``path``; commit per batch, or once (``atomic``), or never (``dry_run``)."""
@@ -267,7 +269,8 @@ class Importer:
                     "created_at": now,
                 }
             )
-        table = PriceObservation.__table__
+        # A declarative model's __table__ is typed as any FromClause; here it is a Table.
+        table = cast(sa.Table, PriceObservation.__table__)
         statement = (
             self.insert(table)
             .on_conflict_do_nothing(index_elements=["source", "source_ref"])
@@ -278,7 +281,7 @@ class Importer:
         if not (self.atomic or self.dry_run):
             self.session.commit()
 
-    def _count(self, inserted: list[str], decisions: dict[str, tuple[int, Decision]]) -> None:
+    def _count(self, inserted: Sequence[str], decisions: dict[str, tuple[int, Decision]]) -> None:
         self.summary.imported += len(inserted)
         # Rows another process inserted between our check and our insert are duplicates too.
         self.summary.duplicates += len(decisions) - len(inserted)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -242,7 +242,8 @@ def approve_all(
             )
         )
         session.execute(
-            sa.insert(AuditEntry.__table__),
+            # __table__ is typed as any FromClause; a declarative model's is a Table.
+            sa.insert(cast(sa.Table, AuditEntry.__table__)),
             [
                 {
                     "at": now,

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
-import math
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from smsgw.geo import haversine_km
 from smsgw.models import Commodity, Market, PriceObservation, Unit
 
-NEARBY_KM = 400
 WEEK = dt.timedelta(days=7)
+# Defaults of the settings PRICE_MAX_AGE_DAYS, PRICE_MAX_AGE_BY_COMMODITY and PRICE_NEARBY_KM
+# (smsgw.config): the one place farmer answers, bulletins and analytics learn how old a
+# price may be and still be called current, and how far "best nearby" may look.
+DEFAULT_MAX_AGE_DAYS = 14
+DEFAULT_NEARBY_KM = 150
+NEARBY_KM = DEFAULT_NEARBY_KM  # kept for callers that imported the old name
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,51 @@ class Quote:
     amount: decimal.Decimal
     currency: str
     week_change_pct: decimal.Decimal | None = None
+    # Set on a "best nearby" quote: how far its market is from the farmer's.
+    distance_km: float | None = None
+
+
+def _max_age_overrides(settings: Mapping[str, Any]) -> dict[str, int]:
+    """``"tomatoes:7,onion=5"`` (or a mapping) -> {"tomatoes": 7, "onion": 5}."""
+    raw = settings.get("PRICE_MAX_AGE_BY_COMMODITY") or {}
+    if isinstance(raw, Mapping):
+        return {str(code).strip().lower(): int(days) for code, days in raw.items()}
+    pairs = (item.replace("=", ":").split(":", 1) for item in str(raw).split(",") if item.strip())
+    return {code.strip().lower(): int(days) for code, days in pairs}
+
+
+def price_max_age(commodity: Commodity | str, settings: Mapping[str, Any] | None = None) -> dt.timedelta:
+    """How old a price of ``commodity`` may be and still be shown as current.
+
+    ``PRICE_MAX_AGE_BY_COMMODITY`` (per commodity code) wins over ``PRICE_MAX_AGE_DAYS``
+    (everyone else, default 14). ``commodity`` is a Commodity or its code.
+    """
+    settings = settings or {}
+    code = (commodity if isinstance(commodity, str) else commodity.code).lower()
+    days = _max_age_overrides(settings).get(code)
+    if days is None:
+        days = int(settings.get("PRICE_MAX_AGE_DAYS", DEFAULT_MAX_AGE_DAYS))
+    return dt.timedelta(days=days)
+
+
+def is_fresh(
+    commodity: Commodity | str,
+    observed_on: dt.date,
+    as_of: dt.date,
+    settings: Mapping[str, Any] | None = None,
+) -> bool:
+    """True when a price observed on ``observed_on`` may be called current on ``as_of``."""
+    return as_of - observed_on <= price_max_age(commodity, settings)
+
+
+def quote_is_fresh(quote: Quote, as_of: dt.date, settings: Mapping[str, Any] | None = None) -> bool:
+    """``is_fresh`` for a quote."""
+    return is_fresh(quote.commodity, quote.day, as_of, settings)
+
+
+def nearby_radius_km(settings: Mapping[str, Any] | None = None) -> float:
+    """How far (km) "best nearby" looks: PRICE_NEARBY_KM, default 150."""
+    return float((settings or {}).get("PRICE_NEARBY_KM", DEFAULT_NEARBY_KM))
 
 
 def _per_unit(per_base: decimal.Decimal, unit: Unit) -> decimal.Decimal:
@@ -91,20 +144,13 @@ def latest_quote(
 
 def distance_km(a: Market, b: Market) -> float | None:
     """Great-circle distance between two markets, None if either has no coordinates."""
-    if None in (a.latitude, a.longitude, b.latitude, b.longitude):
+    if a.latitude is None or a.longitude is None or b.latitude is None or b.longitude is None:
         return None
-    lat1, lon1, lat2, lon2 = map(
-        math.radians, map(float, (a.latitude, a.longitude, b.latitude, b.longitude))
-    )
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 6371.0 * 2 * math.asin(math.sqrt(h))
+    return float(haversine_km(float(a.latitude), float(a.longitude), float(b.latitude), float(b.longitude)))
 
 
 def nearby_markets(
-    session: so.Session, market: Market, radius_km: float = NEARBY_KM
+    session: so.Session, market: Market, radius_km: float = DEFAULT_NEARBY_KM
 ) -> list[Market]:
     """Other markets of the same currency within ``radius_km``, nearest first."""
     others = session.scalars(
@@ -145,27 +191,41 @@ def latest_prices(
     for market_id, observed_on, per_base in rows:
         if latest.get(market_id) == observed_on:
             values.setdefault(market_id, []).append(per_base)
-    return {market_id: (latest[market_id], decimal.Decimal(statistics.median(found))) for market_id, found in values.items()}
+    return {
+        market_id: (latest[market_id], decimal.Decimal(statistics.median(found))) for market_id, found in values.items()
+    }
 
 
 def best_nearby(
     session: so.Session,
     quote: Quote,
-    max_age: dt.timedelta = WEEK,
-    radius_km: float = NEARBY_KM,
+    settings: Mapping[str, Any] | None = None,
+    as_of: dt.date | None = None,
 ) -> Quote | None:
-    """The nearby market paying most for the commodity, if it pays more than ``quote``."""
-    others = nearby_markets(session, quote.market, radius_km)
-    latest = latest_prices(session, quote.commodity, others, quote.day)
+    """The nearby market paying most for the commodity, if it pays more than ``quote``.
+
+    Only markets within ``nearby_radius_km(settings)`` with a price still fresh on
+    ``as_of`` (default: the quote's day) count: an old high price elsewhere is no reason
+    to carry a harvest there. The result carries its ``distance_km``.
+    """
+    as_of = as_of or quote.day
+    radius = nearby_radius_km(settings)
+    others = nearby_markets(session, quote.market, radius)
+    latest = latest_prices(session, quote.commodity, others, as_of)
     best: tuple[decimal.Decimal, Market] | None = None
     for other in others:  # nearest first: of two equal prices the nearer market wins
         found = latest.get(other.id)
-        if found is None or quote.day - found[0] > max_age:
+        if found is None or not is_fresh(quote.commodity, found[0], as_of, settings):
             continue
         amount = _per_unit(found[1], quote.commodity.default_unit)
         if amount > quote.amount and (best is None or amount > best[0]):
             best = (amount, other)
-    return latest_quote(session, quote.commodity, best[1], quote.day) if best else None
+    if best is None:
+        return None
+    found_quote = latest_quote(session, quote.commodity, best[1], as_of)
+    if found_quote is None:
+        return None
+    return dataclasses.replace(found_quote, distance_km=distance_km(quote.market, best[1]))
 
 
 def markets_with_prices(

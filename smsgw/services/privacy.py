@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from smsgw.db import utcnow
+from smsgw.db import rowcount, utcnow
 from smsgw.models import (
     AuditEntry,
     DeliveryReport,
@@ -74,11 +74,31 @@ def forget_contact(session: so.Session, phone: str, *, actor: str = "cli", user_
     counts: dict[str, int] = {}
     theirs = mine(OutboundMessage.to_phone, OutboundMessage.contact_id)
     outbound_ids = sa.select(OutboundMessage.id).where(theirs).scalar_subquery()
-    counts["delivery_reports"] = _update(session, DeliveryReport, sa.or_(DeliveryReport.phone == phone, DeliveryReport.outbound_id.in_(outbound_ids)), phone=None)
+    counts["delivery_reports"] = _update(
+        session,
+        DeliveryReport,
+        sa.or_(DeliveryReport.phone == phone, DeliveryReport.outbound_id.in_(outbound_ids)),
+        phone=None,
+    )
     # Not yet sent: never sent now (with an empty text and no number there is nothing to send).
-    counts["cancelled"] = _update(session, OutboundMessage, sa.and_(theirs, OutboundMessage.status == "queued"), status="failed", final_at=now, last_error=FORGOTTEN)
+    counts["cancelled"] = _update(
+        session,
+        OutboundMessage,
+        sa.and_(theirs, OutboundMessage.status == "queued"),
+        status="failed",
+        final_at=now,
+        last_error=FORGOTTEN,
+    )
     counts["outbound"] = _update(session, OutboundMessage, theirs, to_phone=placeholder, text="")
-    counts["inbound"] = _update(session, InboundMessage, mine(InboundMessage.from_phone, InboundMessage.contact_id), from_phone=placeholder, text="", link_id=None, error=None)
+    counts["inbound"] = _update(
+        session,
+        InboundMessage,
+        mine(InboundMessage.from_phone, InboundMessage.contact_id),
+        from_phone=placeholder,
+        text="",
+        link_id=None,
+        error=None,
+    )
     counts["ussd_sessions"] = _update(
         session, UssdSession, mine(UssdSession.phone, UssdSession.contact_id),
         phone=placeholder, state={}, last_text="", end_input=None, error_message=None,
@@ -93,12 +113,14 @@ def forget_contact(session: so.Session, phone: str, *, actor: str = "cli", user_
                 status="failed", final_at=now, last_error=FORGOTTEN)
         _update(session, OutboundMessage, copies, text="")
         counts["group_messages"] = _update(session, GroupMessage, GroupMessage.sender_id == cid, body="")
-        counts["subscriptions"] = session.execute(sa.delete(Subscription).where(Subscription.contact_id == cid)).rowcount
-        counts["memberships"] = session.execute(sa.delete(Membership).where(Membership.contact_id == cid)).rowcount
+        counts["subscriptions"] = rowcount(
+            session.execute(sa.delete(Subscription).where(Subscription.contact_id == cid))
+        )
+        counts["memberships"] = rowcount(session.execute(sa.delete(Membership).where(Membership.contact_id == cid)))
         # Their published prices stay; they report no more.
         _update(session, PriceReporter, PriceReporter.contact_id == cid, active=False)
     session.expire_all()  # the bulk statements above bypassed the objects in the session
-    if contact is not None:
+    if contact is not None and cid is not None:
         name = contact.name
         contact.phone, contact.name, contact.village = placeholder, "", ""
         contact.consent, contact.withdrawn_at = "withdrawn", now
@@ -115,13 +137,17 @@ def forget_contact(session: so.Session, phone: str, *, actor: str = "cli", user_
 
 
 def _update(session: so.Session, model: type, where: sa.ColumnElement[bool], **values: Any) -> int:
-    return session.execute(sa.update(model).where(where).values(**values).execution_options(synchronize_session=False)).rowcount
+    return rowcount(
+        session.execute(sa.update(model).where(where).values(**values).execution_options(synchronize_session=False))
+    )
 
 
 def _scrub_audit(session: so.Session, cid: int, phone: str, placeholder: str, name: str) -> int:
     """Remove the person's values from audit entries about them or quoting their number."""
     about = sa.and_(AuditEntry.entity == "contact", AuditEntry.entity_id == str(cid))
-    quoting = sa.or_(sa.cast(AuditEntry.before, sa.Text).contains(phone), sa.cast(AuditEntry.after, sa.Text).contains(phone))
+    quoting = sa.or_(
+        sa.cast(AuditEntry.before, sa.Text).contains(phone), sa.cast(AuditEntry.after, sa.Text).contains(phone)
+    )
     entries = session.scalars(sa.select(AuditEntry).where(sa.or_(about, quoting))).all()
     for entry in entries:
         entry.before = _scrub(entry.before, phone, placeholder, name)
@@ -132,7 +158,9 @@ def _scrub_audit(session: so.Session, cid: int, phone: str, placeholder: str, na
 def _scrub(value: Any, phone: str, placeholder: str, name: str) -> Any:
     if isinstance(value, dict):
         return {
-            key: (placeholder if PERSONAL_KEYS[key] is None else PERSONAL_KEYS[key]) if key in PERSONAL_KEYS and item else _scrub(item, phone, placeholder, name)
+            key: (placeholder if PERSONAL_KEYS[key] is None else PERSONAL_KEYS[key])
+            if key in PERSONAL_KEYS and item
+            else _scrub(item, phone, placeholder, name)
             for key, item in value.items()
         }
     if isinstance(value, list):

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from sqlalchemy.exc import IntegrityError
 
-from smsgw.db import utcnow
+from smsgw.db import rowcount, utcnow
 from smsgw.models import RuntimeState
 
 SCHEDULER = "scheduler"
@@ -23,9 +23,9 @@ GATEWAY_PAUSE = "gateway_pause"
 def put(session: so.Session, name: str, value: dict[str, Any], now: dt.datetime | None = None) -> None:
     """Set ``name`` to ``value`` (created if missing), stamped ``now``; the caller commits."""
     now = now or utcnow()
-    updated = session.execute(
+    updated = rowcount(session.execute(
         sa.update(RuntimeState).where(RuntimeState.name == name).values(value=value, updated_at=now)
-    ).rowcount
+    ))
     if updated:
         return
     try:
@@ -43,4 +43,4 @@ def get(session: so.Session, name: str) -> RuntimeState | None:
 
 def clear(session: so.Session, name: str) -> bool:
     """Remove ``name``; True when there was something to remove."""
-    return bool(session.execute(sa.delete(RuntimeState).where(RuntimeState.name == name)).rowcount)
+    return bool(rowcount(session.execute(sa.delete(RuntimeState).where(RuntimeState.name == name))))

@@ -53,10 +53,10 @@ def _upsert(session: so.Session, model: type, key: dict[str, Any], values: dict[
 
 
 def _aliases(
-    session: so.Session, model: type, owner: str, owner_id: int, words: dict[str, str]
+    session: so.Session, model: type, owner: str, owner_id: int, words: dict[str, str | None]
 ) -> None:
     for alias, lang in words.items():
-        values = {owner: owner_id}
+        values: dict[str, Any] = {owner: owner_id}
         if lang is not None:
             values["lang"] = lang
         _upsert(session, model, {"alias": alias}, values)

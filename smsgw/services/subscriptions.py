@@ -5,8 +5,26 @@ from __future__ import annotations
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from smsgw.db import utcnow
+from smsgw.db import rowcount, utcnow
 from smsgw.models import Commodity, Contact, Market, Subscription
+
+# The alerts one daily bulletin carries (services.bulletin_texts.MAX_ITEMS, checked by
+# a test): an alert beyond them would never be sent, so it is refused, not confirmed.
+MAX_ALERTS = 3
+
+
+def add_alert(session: so.Session, contact: Contact, commodity: Commodity, market: Market) -> str:
+    """Subscribe within MAX_ALERTS: ``"added"``, ``"exists"`` or ``"full"`` (nothing changed)."""
+    exists = session.scalar(
+        sa.select(Subscription.id).where(
+            Subscription.contact_id == contact.id,
+            Subscription.commodity_id == commodity.id,
+            Subscription.market_id == market.id,
+        )
+    )
+    if exists is None and len(list_for(session, contact)) >= MAX_ALERTS:
+        return "full"
+    return "added" if subscribe(session, contact, commodity, market) else "exists"
 
 
 def subscribe(session: so.Session, contact: Contact, commodity: Commodity, market: Market) -> bool:
@@ -31,11 +49,11 @@ def subscribe(session: so.Session, contact: Contact, commodity: Commodity, marke
 
 def unsubscribe(session: so.Session, subscription_id: int, contact: Contact) -> bool:
     """Remove one of the contact's subscriptions; False if it was not theirs or gone."""
-    removed = session.execute(
+    removed = rowcount(session.execute(
         sa.delete(Subscription).where(
             Subscription.id == subscription_id, Subscription.contact_id == contact.id
         )
-    ).rowcount
+    ))
     return bool(removed)
 
 

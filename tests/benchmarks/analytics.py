@@ -48,13 +48,17 @@ def _series(url: str) -> pd.DataFrame:
     """(market, commodity, unit, factor, currency, level per base unit) for every crop of every market."""
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        frame = pd.read_sql(sa.text(
-            "SELECT p.market_id, p.commodity_id, c.default_unit_id AS unit_id, u.factor::float AS factor,"
-            " m.currency, avg(p.price_per_base)::float AS level"
-            " FROM price_observation p JOIN commodity c ON c.id = p.commodity_id JOIN unit u ON u.id = c.default_unit_id"
-            " JOIN market m ON m.id = p.market_id"
-            " WHERE p.kind = 'wholesale' AND c.kind = 'produce' GROUP BY 1, 2, 3, 4, 5"
-        ), conn)
+        frame = pd.read_sql(
+            sa.text(
+                "SELECT p.market_id, p.commodity_id, c.default_unit_id AS unit_id, u.factor::float AS factor,"
+                " m.currency, avg(p.price_per_base)::float AS level"
+                " FROM price_observation p JOIN commodity c ON c.id = p.commodity_id JOIN unit u ON u.id = "
+                "c.default_unit_id"
+                " JOIN market m ON m.id = p.market_id"
+                " WHERE p.kind = 'wholesale' AND c.kind = 'produce' GROUP BY 1, 2, 3, 4, 5"
+            ),
+            conn,
+        )
     engine.dispose()
     return frame
 
@@ -69,7 +73,9 @@ def generate(url: str, sales: int, prices: int, today: dt.date, rng: np.random.G
     day_index = np.arange(prices) // (len(series) * OBSERVATIONS_PER_DAY)
     walk = np.exp(np.cumsum(rng.normal(0, 0.01, size=(days, len(series))), axis=0))
     season = 1 + 0.15 * np.sin(2 * np.pi * np.arange(days) / 365.25)[:, None]
-    per_base = series["level"].to_numpy()[pick] * walk[day_index, pick] * season[day_index, 0] * rng.lognormal(0, 0.03, prices)
+    per_base = (
+        series["level"].to_numpy()[pick] * walk[day_index, pick] * season[day_index, 0] * rng.lognormal(0, 0.03, prices)
+    )
     factor = series["factor"].to_numpy()[pick]
     observed = pd.to_datetime(start) + pd.to_timedelta(day_index, unit="D")
     reference = pd.DataFrame({
@@ -85,10 +91,20 @@ def generate(url: str, sales: int, prices: int, today: dt.date, rng: np.random.G
     del reference
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        farmers = pd.read_sql(sa.text("SELECT id, home_market_id FROM contact WHERE name LIKE 'Bench %' ORDER BY id"), conn)
+        farmers = pd.read_sql(
+            sa.text("SELECT id, home_market_id FROM contact WHERE name LIKE 'Bench %' ORDER BY id"), conn
+        )
         # Enrolment spread over the period, so there are sales before and after it.
-        conn.execute(sa.text("UPDATE contact SET enrolled_at = now() - (random() * :d || ' days')::interval WHERE name LIKE 'Bench %'"), {"d": days})
-        enrolled = pd.read_sql(sa.text("SELECT id, enrolled_at FROM contact WHERE name LIKE 'Bench %' ORDER BY id"), conn)
+        conn.execute(
+            sa.text(
+                "UPDATE contact SET enrolled_at = now() - (random() * :d || ' days')::interval WHERE name LIKE 'Bench "
+                "%'"
+            ),
+            {"d": days},
+        )
+        enrolled = pd.read_sql(
+            sa.text("SELECT id, enrolled_at FROM contact WHERE name LIKE 'Bench %' ORDER BY id"), conn
+        )
     engine.dispose()
     who = rng.integers(0, len(farmers), sales)
     farmer_ids = farmers["id"].to_numpy()[who]
@@ -98,7 +114,10 @@ def generate(url: str, sales: int, prices: int, today: dt.date, rng: np.random.G
     choice = np.array([crops[m][k % len(crops[m])] for m, k in zip(home, rng.integers(0, 4, sales), strict=True)])
     sold_index = rng.integers(0, days, sales)
     sold_on = pd.to_datetime(start) + pd.to_timedelta(sold_index, unit="D")
-    after = sold_on.to_numpy() > pd.to_datetime(enrolled["enrolled_at"].to_numpy()[who], utc=True).tz_localize(None).to_numpy()
+    after = (
+        sold_on.to_numpy()
+        > pd.to_datetime(enrolled["enrolled_at"].to_numpy()[who], utc=True).tz_localize(None).to_numpy()
+    )
     share = 0.72 + 0.06 * after + rng.normal(0, 0.05, sales)
     price_base = series["level"].to_numpy()[choice] * walk[sold_index, choice] * season[sold_index, 0] * share
     factor = series["factor"].to_numpy()[choice]
@@ -128,7 +147,10 @@ def run(scale: Scale, data_dir: str, profile: str | None = None) -> dict:
         data = generate(url, scale.sales, scale.reference_prices, today, rng)
         log("analytics: report bargaining")
         bargaining = run_child("cli", ["report", "bargaining", "--format", "json"], url, profile)
-        log(f"analytics: bargaining {bargaining['seconds']} s, {bargaining['peak_rss_mb']} MiB; dispersion of the real files")
+        log(
+            f"analytics: bargaining {bargaining['seconds']} s, {bargaining['peak_rss_mb']} MiB; dispersion of the "
+            "real files"
+        )
     finally:
         drop_database(name)
     dispersion = run_child("dispersion", [f"{data_dir}/{file}" for file in FILES])

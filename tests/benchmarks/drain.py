@@ -101,7 +101,9 @@ def run(url: str) -> dict:
         "duplicates": duplicates,
         "plain_client_limit": limit,
         "ratio_messages_per_s_to_limit": ratio(rate, limit["messages_per_s"]),
-        "ratio_requests_per_s_to_limit": ratio(made / result["seconds"] if result["seconds"] else None, limit["requests_per_s"]),
+        "ratio_requests_per_s_to_limit": ratio(
+            made / result["seconds"] if result["seconds"] else None, limit["requests_per_s"]
+        ),
         "targets": {
             "requests_within_allowed": made <= allowed,
             "every_message_sent_once": len(received) == queued and duplicates == 0,

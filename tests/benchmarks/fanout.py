@@ -29,7 +29,10 @@ COLUMNS = (
     "idempotency_key", "to_phone", "contact_id", "text", "purpose", "priority", "encoding", "segments",
     "sender_id", "status", "attempts", "next_attempt_at", "last_error", "created_at",
 )
-SAMPLE_TEXT = "Prices 22 Nov: Maize Nakuru KSh 4,300/bag 90kg +2.4%; Beans Nakuru KSh 11,250/bag 90kg best Nairobi KSh 12,225; Potato Nakuru KSh 2,950/bag 50kg"
+SAMPLE_TEXT = (
+    "Prices 22 Nov: Maize Nakuru KSh 4,300/bag 90kg +2.4%; Beans Nakuru KSh 11,250/bag 90kg best Nairobi KSh 12,225; "
+    "Potato Nakuru KSh 2,950/bag 50kg"
+)
 
 
 def fan_out(url: str, day: dt.date, profile: str | None = None) -> dict:
@@ -147,7 +150,8 @@ def summarize(small: dict | None, large: dict, limit: dict, small_n: int, large_
         "rss_growth_mb": round(large["peak_rss_mb"] - rss_small, 1) if rss_small else None,
         "targets": {
             "ratio_to_copy_at_least_0.5": (ratio(large["rows_per_s"], limit["copy"]["rows_per_s"]) or 0) >= 0.5,
-            "ratio_to_executemany_at_least_0.5": (ratio(large["rows_per_s"], limit["executemany"]["rows_per_s"]) or 0) >= 0.5,
+            "ratio_to_executemany_at_least_0.5": (ratio(large["rows_per_s"], limit["executemany"]["rows_per_s"]) or 0)
+            >= 0.5,
             "rss_under_300_mb": large["peak_rss_mb"] < 300,
             "rss_flat_within_20_mb": rss_small is not None and large["peak_rss_mb"] - rss_small < 20,
         },

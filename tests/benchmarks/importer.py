@@ -61,12 +61,17 @@ def run(scale: Scale, data_dir: str, profile: str | None = None) -> dict:
         with open(f"{data_dir}/{WFP}", encoding="utf-8") as handle:
             wfp_rows = sum(1 for _ in handle) - 2  # header and HXL tag row
         log(f"import: WFP file, {wfp_rows:,} rows")
-        wfp = _rate(run_child("cli", ["import-prices", f"{data_dir}/{WFP}", "--format", "wfp", "--create-missing"], url), wfp_rows)
+        wfp = _rate(
+            run_child("cli", ["import-prices", f"{data_dir}/{WFP}", "--format", "wfp", "--create-missing"], url),
+            wfp_rows,
+        )
         with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
             path = Path(tmp) / "generic.csv"
             days = write_generic(url, path, scale.import_rows, today)
             log(f"import: generic file, {scale.import_rows:,} rows over {days:,} days")
-            generic = _rate(run_child("cli", ["import-prices", str(path), "--format", "generic"], url, profile), scale.import_rows)
+            generic = _rate(
+                run_child("cli", ["import-prices", str(path), "--format", "generic"], url, profile), scale.import_rows
+            )
         engine = sa.create_engine(url)
         with engine.connect() as conn:
             stored = dict(conn.execute(sa.text("SELECT source, count(*) FROM price_observation GROUP BY source")).all())

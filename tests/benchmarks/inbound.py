@@ -104,9 +104,15 @@ def _waits(url: str, since: dt.datetime) -> dict:
     """For each reply since ``since``: bulletins sent between its creation and its send."""
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        sent = sorted(conn.execute(sa.text(
-            "SELECT sent_at FROM outbound_message WHERE purpose = 'bulletin' AND created_at >= :t AND sent_at IS NOT NULL"
-        ), {"t": since}).scalars())
+        sent = sorted(
+            conn.execute(
+                sa.text(
+                    "SELECT sent_at FROM outbound_message WHERE purpose = 'bulletin' AND created_at >= :t AND sent_at "
+                    "IS NOT NULL"
+                ),
+                {"t": since},
+            ).scalars()
+        )
         replies = conn.execute(sa.text(
             "SELECT created_at, sent_at FROM outbound_message WHERE purpose = 'reply' AND created_at >= :t"
         ), {"t": since}).all()
@@ -136,7 +142,10 @@ def run(url: str, world: World, scale: Scale, day: dt.date) -> dict:
     result: dict = {"messages_per_burst": count}
     # The global reply cap (an anti-pumping guard) would answer only the first of the
     # burst; this measures capacity, so it is raised for the run.
-    with gunicorn(url, {"SMS_GLOBAL_REPLIES_PER_HOUR": str(10 * count)}) as server, FakeAfricasTalking(api_key=API_KEY) as fake:
+    with (
+        gunicorn(url, {"SMS_GLOBAL_REPLIES_PER_HOUR": str(10 * count)}) as server,
+        FakeAfricasTalking(api_key=API_KEY) as fake,
+    ):
         gateway = AfricasTalkingGateway("sandbox", API_KEY, api_base=fake.base_url)
         host, port = server.host, server.port
         log(f"inbound: burst of {count:,} PRICE messages")

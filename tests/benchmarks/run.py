@@ -90,7 +90,9 @@ def _database_benchmarks(only: set[str], scale: common.Scale, summary: dict) -> 
 def main(argv: list[str] | None = None) -> None:
     """Parse the arguments, run, print the summary."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", action="append", default=[], help=f"one of {', '.join(NAMES)} (repeat or comma-separate)")
+    parser.add_argument(
+        "--only", action="append", default=[], help=f"one of {', '.join(NAMES)} (repeat or comma-separate)"
+    )
     parser.add_argument("--scale", choices=sorted(SCALES), default="small")
     parser.add_argument("--data", default=str(common.ROOT.parent / "shared" / "data"),
                         help="folder of the real price files (default: ../shared/data)")

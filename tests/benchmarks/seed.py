@@ -83,13 +83,20 @@ def load_world(db: Database) -> World:
     world = World()
     with db.session() as session:
         for country in COUNTRIES:
-            world.markets[country] = list(session.scalars(sa.select(Market.id).where(Market.country == country).order_by(Market.id)))
-            priced = sa.text("SELECT DISTINCT commodity_id FROM price_observation p JOIN market m ON m.id = p.market_id WHERE m.country = :c")
+            world.markets[country] = list(
+                session.scalars(sa.select(Market.id).where(Market.country == country).order_by(Market.id))
+            )
+            priced = sa.text(
+                "SELECT DISTINCT commodity_id FROM price_observation p JOIN market m ON m.id = p.market_id WHERE "
+                "m.country = :c"
+            )
             ids = {row[0] for row in session.execute(priced, {"c": country})}
             world.crops[country] = list(session.scalars(
                 sa.select(Commodity.id).where(Commodity.id.in_(ids), Commodity.kind == "produce").order_by(Commodity.id)
             ))[:4]
-        world.contacts = session.scalar(sa.select(sa.func.count()).select_from(Contact).where(Contact.name.like("Bench %")))
+        world.contacts = session.scalar(
+            sa.select(sa.func.count()).select_from(Contact).where(Contact.name.like("Bench %"))
+        )
         world.group_members = list(session.scalars(
             sa.select(Contact.phone).join(Membership, Membership.contact_id == Contact.id)
             .join(ProducerGroup, ProducerGroup.id == Membership.group_id)
@@ -101,27 +108,45 @@ def load_world(db: Database) -> World:
 def _add_markets(db: Database) -> None:
     """Clone demo markets (and their price history, a little dearer) up to 20 markets."""
     with db.session() as session:
-        demo = {country: list(session.scalars(sa.select(Market).where(Market.country == country).order_by(Market.id))) for country in COUNTRIES}
+        demo = {
+            country: list(session.scalars(sa.select(Market).where(Market.country == country).order_by(Market.id)))
+            for country in COUNTRIES
+        }
         total = sum(len(markets) for markets in demo.values())
         extra = {country: (MARKETS - total) // len(COUNTRIES) for country in COUNTRIES}
         for country, count in extra.items():
             for n in range(1, count + 1):
                 source = demo[country][(n - 1) % len(demo[country])]
                 clone = Market(
-                    code=f"bench-{country.lower()}-{n}", name=f"{source.name} {n}", short_name=f"{source.short_name[:15]}{n}",
-                    country=country, region=source.region, timezone=source.timezone, currency=source.currency,
+                    code=f"bench-{country.lower()}-{n}",
+                    name=f"{source.name} {n}",
+                    short_name=f"{source.short_name[:15]}{n}",
+                    country=country,
+                    region=source.region,
+                    timezone=source.timezone,
+                    currency=source.currency,
                     latitude=(source.latitude or 0) + decimal.Decimal("0.05") * n,
-                    longitude=source.longitude, bulletin_hour=source.bulletin_hour,
+                    longitude=source.longitude,
+                    bulletin_hour=source.bulletin_hour,
                 )
                 session.add(clone)
                 session.flush()
-                session.execute(sa.text(
-                    "INSERT INTO price_observation (commodity_id, market_id, observed_on, amount, unit_id, currency,"
-                    " price_per_base, kind, source, source_ref, status, status_reason, created_at)"
-                    " SELECT commodity_id, :market, observed_on, round(amount * :f, 2), unit_id, currency,"
-                    " round(price_per_base * :f, 6), kind, 'bench', source_ref || :suffix, status, '', now()"
-                    " FROM price_observation WHERE market_id = :source AND source = 'demo'"
-                ), {"market": clone.id, "f": decimal.Decimal(1) + decimal.Decimal("0.01") * n, "suffix": f":{clone.code}", "source": source.id})
+                session.execute(
+                    sa.text(
+                        "INSERT INTO price_observation (commodity_id, market_id, observed_on, amount, unit_id, "
+                        "currency,"
+                        " price_per_base, kind, source, source_ref, status, status_reason, created_at)"
+                        " SELECT commodity_id, :market, observed_on, round(amount * :f, 2), unit_id, currency,"
+                        " round(price_per_base * :f, 6), kind, 'bench', source_ref || :suffix, status, '', now()"
+                        " FROM price_observation WHERE market_id = :source AND source = 'demo'"
+                    ),
+                    {
+                        "market": clone.id,
+                        "f": decimal.Decimal(1) + decimal.Decimal("0.01") * n,
+                        "suffix": f":{clone.code}",
+                        "source": source.id,
+                    },
+                )
 
 
 def add_farmers(url: str, world: World, start: int, stop: int) -> None:
@@ -132,12 +157,24 @@ def add_farmers(url: str, world: World, start: int, stop: int) -> None:
     for lo in range(start, stop, CHUNK):
         people = [farmer(i, world) for i in range(lo, min(stop, lo + CHUNK))]
         with db.session() as session:
-            rows = [{
-                "phone": p["phone"], "name": f"Bench {p['phone'][-7:]}", "language": p["language"], "language_chosen": True,
-                "home_market_id": p["market"], "village": "", "consent": "granted", "consented_at": now,
-                "enrolled_at": now - dt.timedelta(days=30), "created_at": now,
-            } for p in people]
-            ids = session.scalars(sa.insert(contact_t).returning(contact_t.c.id, sort_by_parameter_order=True), rows).all()
+            rows = [
+                {
+                    "phone": p["phone"],
+                    "name": f"Bench {p['phone'][-7:]}",
+                    "language": p["language"],
+                    "language_chosen": True,
+                    "home_market_id": p["market"],
+                    "village": "",
+                    "consent": "granted",
+                    "consented_at": now,
+                    "enrolled_at": now - dt.timedelta(days=30),
+                    "created_at": now,
+                }
+                for p in people
+            ]
+            ids = session.scalars(
+                sa.insert(contact_t).returning(contact_t.c.id, sort_by_parameter_order=True), rows
+            ).all()
             subs = [{"contact_id": cid, "commodity_id": crop, "market_id": p["market"], "created_at": now}
                     for cid, p in zip(ids, people, strict=True) for crop in p["crops"]]
             session.execute(sa.insert(sub_t), subs)
@@ -160,10 +197,16 @@ def add_group_orders(url: str, world: World) -> None:
         by_phone = dict(session.execute(sa.select(Contact.phone, Contact.id).where(Contact.phone.in_(wanted))).all())
         for g in range(groups):
             members = [by_phone[phone(i)] for i in kenyans[g * GROUP_SIZE:(g + 1) * GROUP_SIZE]]
-            group_id = session.scalar(sa.insert(ProducerGroup.__table__).returning(ProducerGroup.id), {
-                "code": f"bench-{g}", "name": f"Bench group {g}", "village": "", "market_id": world.markets["KE"][g % len(world.markets["KE"])],
-                "created_at": now,
-            })
+            group_id = session.scalar(
+                sa.insert(ProducerGroup.__table__).returning(ProducerGroup.id),
+                {
+                    "code": f"bench-{g}",
+                    "name": f"Bench group {g}",
+                    "village": "",
+                    "market_id": world.markets["KE"][g % len(world.markets["KE"])],
+                    "created_at": now,
+                },
+            )
             session.execute(sa.insert(Membership.__table__), [
                 {"group_id": group_id, "contact_id": cid, "role": "leader" if n == 0 else "member", "joined_at": now}
                 for n, cid in enumerate(members)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from smsgw.db import Database, utcnow
 from smsgw.migrate import upgrade
 from smsgw.models import Commodity, Market, OperatorUser, OutboundMessage, PriceObservation
 from smsgw.services.seeding import seed_demo
+from tests.support.prerequisites import prerequisite
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -40,13 +40,13 @@ FAILURE = "AbsentSubscriber"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Without Chromium, skip here on a laptop; in CI (CI set) the tests must run and fail."""
-    if CHROMIUM.exists() or os.environ.get("CI"):
-        return
-    skip = pytest.mark.skip(reason="Debian's chromium is not installed (apt-get install chromium); CI installs it")
+    """Without Chromium, skip here on a laptop; in CI (CI=true) fail (tests/support/prerequisites.py)."""
+    needs = prerequisite(
+        CHROMIUM.exists(), "Debian's chromium is not installed (apt-get install chromium); CI installs it"
+    )
     for item in items:
         if "browser" in item.keywords:
-            item.add_marker(skip)
+            item.add_marker(needs)
 
 
 @dataclass(frozen=True)
@@ -57,20 +57,6 @@ class Site:
     database_url: str
     held_price_id: int
     failed_message_id: int
-
-    def quoted_price(self, commodity: str, market: str) -> str:
-        """The price the USSD screen should show now, as the price service computes it."""
-        from smsgw.i18n import Text
-        from smsgw.services.prices import latest_quote
-
-        db = Database(self.database_url)
-        with db.session() as session:
-            crop = session.scalar(sa.select(Commodity).where(Commodity.code == commodity))
-            place = session.scalar(sa.select(Market).where(Market.code == market))
-            quote = latest_quote(session, crop, place, dt.date.today())
-            text = Text("en").money(quote.amount, quote.currency)
-        db.dispose()
-        return text
 
 
 def _prepare(url: str) -> tuple[int, int]:
@@ -91,8 +77,15 @@ def _prepare(url: str) -> tuple[int, int]:
             status_reason="+27% vs 90-day median in Nakuru Wakulima (robust z 4.2)",
         )
         failed = OutboundMessage(
-            idempotency_key="browser-test:failed", to_phone="+254700000003", text="Prices: Maize Nakuru KSh 4,100/90kg bag",
-            purpose="bulletin", priority=5, status="failed", attempts=1, last_error=FAILURE, final_at=utcnow(),
+            idempotency_key="browser-test:failed",
+            to_phone="+254700000003",
+            text="Prices: Maize Nakuru KSh 4,100/90kg bag",
+            purpose="bulletin",
+            priority=5,
+            status="failed",
+            attempts=1,
+            last_error=FAILURE,
+            final_at=utcnow(),
         )
         session.add_all([held, failed])
         session.flush()

@@ -1,10 +1,10 @@
-"""What each SMS keyword does: call one service, say the result in one SMS."""
+"""What each SMS keyword does: call one service, say the result in one SMS (table: ``router``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,8 +18,10 @@ from smsgw.conversations.sms.parser import Parsed
 from smsgw.db import utcnow
 from smsgw.i18n import N_, Text
 from smsgw.models import Commodity, Contact, InboundMessage, Market, Subscription, Unit
-from smsgw.services import catalog, contacts, prices, sales, subscriptions
+from smsgw.services import catalog, contacts, prices, sales, standard_texts, subscriptions
+from smsgw.services.price_checks import Policy
 from smsgw.services.price_reports import ReportError, submit_report
+from smsgw.services.quantities import quantity_phrase
 
 ERRORS = {
     "missing_commodity": N_("Which crop? Example: PRICE MAIZE"),
@@ -37,22 +39,33 @@ REPORT_RECEIPTS = {
     True: N_("Published: %(crop)s %(market)s %(price)s/%(unit)s. Thank you."),
     False: N_("Received: %(crop)s %(market)s %(price)s/%(unit)s, pending check. Thank you."),
 }
+# Filled with a crop, market, unit and price of the farmer's own country (help_examples).
 HELP = N_(
-    "PRICE MAIZE [market], STD MAIZE, SUB MAIZE, UNSUB MAIZE, SOLD 10BAG90 MAIZE 4300, JOIN 12 10, LANG SW, STOP"
+    "PRICE %(word)s [%(where)s], STD %(word)s, SUB %(word)s, UNSUB %(word)s, "
+    "SOLD 10%(bag)s %(word)s %(amount)s, JOIN 12 10, LANG %(lang)s, STOP"
 )
+# The other language worth suggesting in each country (the first that is not the farmer's).
+HELP_LANGS = {"KE": ("SW", "EN"), "SN": ("WO", "FR")}
 
 
-def error_text(t: Text, code: str) -> str:
+def error_text(t: Text, code: str, examples: Mapping[str, str] | None = None) -> str:
     """The reply for a recognised command with bad arguments."""
-    return t(ERRORS.get(code, HELP))
+    if code in ERRORS:
+        return t(ERRORS[code])
+    return t(HELP, **(examples or DEFAULT_EXAMPLES))
+
+
+# Said to a number that sent STOP and now asks something: their question is answered.
+ALERTS_OFF = N_("Your SMS alerts are off. Send START to turn them on.")
 
 
 @dataclass(frozen=True)
 class Reply:
-    """The answer to one inbound SMS."""
+    """The answer to one inbound SMS; ``note`` is added to it, or sent after it if too long."""
 
     text: str
     lang: str
+    note: str | None = None
 
 
 @dataclass
@@ -99,30 +112,50 @@ def _language(contact: Contact | None, parsed: Parsed, settings: Mapping[str, An
     return parsed.lang_hint or (contact.language if contact else settings["SMSGW_DEFAULT_LANG"])
 
 
-def dispatch(
-    db: so.Session,
-    settings: Mapping[str, Any],
-    message: InboundMessage,
-    contact: Contact | None,
-    parsed: Parsed,
-) -> Reply | None:
-    """Run the command; the reply to send, or None when nothing may be sent."""
-    t = Text(_language(contact, parsed, settings))
-    request = Request(db, settings, message, contact, parsed, t)
-    if parsed.command == "stop":
-        text = _stop(request)
-        return Reply(text, t.lang) if text else None
-    if contact is not None and contact.opted_out and parsed.command != "start":
-        return None  # after STOP, nothing but the acknowledgement until START
-    if parsed.error and parsed.command not in ("unknown", "empty"):
-        return Reply(error_text(t, parsed.error), t.lang)
-    handler = HANDLERS.get(parsed.command, _help)
-    text = handler(request)
-    return Reply(text, request.t.lang) if text else None
-
-
 def _help(request: Request) -> str:
-    return request.t(HELP)
+    return request.t(HELP, **help_examples(request))
+
+
+DEFAULT_EXAMPLES = {"word": "MAIZE", "where": "NAKURU", "bag": "BAG90", "amount": "4300", "lang": "SW"}
+
+
+def _pick(words: list[str], preferred: str, fallback: str) -> str:
+    """The word people know (``preferred``) if it is one of ``words``, else the shortest."""
+    usable = [word for word in words if "-" not in word]
+    if preferred.lower() in usable:
+        return preferred.upper()
+    return min(usable, key=len).upper() if usable else fallback.upper()
+
+
+def help_examples(request: Request) -> dict[str, str]:
+    """HELP's examples from the farmer's own country: a crop, market, unit and price there.
+
+    A farmer in Senegal is shown millet and Kaolack, not maize and Nakuru; the words are
+    the crop's and market's own names when they are keywords, else the shortest alias.
+    """
+    lang = request.t.lang
+    home = request.contact.home_market if request.contact else None
+    country = home.country if home else catalog.country_for_phone(request.message.from_phone)
+    crops = catalog.commodities_for_country(request.db, country)
+    markets = catalog.markets_for_country(request.db, country, first=home)
+    if not crops or not markets:
+        return DEFAULT_EXAMPLES
+    crop, market = crops[0], markets[0]
+    words = [a.alias for a in crop.aliases if a.lang == lang] or [a.alias for a in crop.aliases]
+    unit = crop.default_unit
+    label = unit.label(lang).lower().split(" ")
+    # A unit word that starts with a letter (10BAG90, not 1090KG), in the farmer's words.
+    bags = [a.alias for a in unit.aliases if a.alias[0].isalpha() and any(c.isdigit() for c in a.alias)]
+    local = [alias for alias in bags if any(alias.startswith(word) for word in label if word.isalpha())]
+    quote = prices.latest_quote(request.db, crop, market, request.today)
+    others = [code for code in HELP_LANGS.get(country or "", ("SW", "EN")) if code.lower() != lang]
+    return {
+        "word": _pick(words, crop.name(lang), crop.code),
+        "where": _pick([a.alias for a in market.aliases], market.short_name, market.short_name),
+        "bag": _pick(local or bags, "", unit.code),
+        "amount": str(int(quote.amount)) if quote else "100",
+        "lang": others[0] if others else "EN",
+    }
 
 
 def _stop(request: Request) -> str | None:
@@ -172,7 +205,7 @@ def _price(request: Request) -> str:
             crop=commodity.name(request.t.lang),
             market=market.name if market else "-",
         )
-    return texts.price_line(request.t, quote, prices.best_nearby(request.db, quote))
+    return texts.price_answer(request.t, request.db, quote, request.today, request.settings)
 
 
 def _std(request: Request) -> str:
@@ -180,11 +213,14 @@ def _std(request: Request) -> str:
     if isinstance(commodity, str):
         return commodity
     grades = catalog.grades_for(request.db, commodity)
-    if not grades:
+    # The same composition as the USSD screen and the SMS it sends, for the reference grade
+    # (there is one whenever the crop has grades).
+    reference = standard_texts.reference_grade(grades)
+    if reference is None:
         return request.t(
             "No grades recorded for %(crop)s yet.", crop=commodity.name(request.t.lang)
         )
-    return texts.grades_sms(request.t, commodity, grades)
+    return standard_texts.grade_text(request.t, commodity, reference, reference)
 
 
 def _sub(request: Request) -> str:
@@ -195,12 +231,18 @@ def _sub(request: Request) -> str:
     market = _default_market(request, commodity)
     if market is None:
         return error_text(request.t, "unknown_market")
-    subscriptions.subscribe(request.db, contact, commodity, market)
+    if subscriptions.add_alert(request.db, contact, commodity, market) == "full":
+        return _alerts_full(request, contact)
     return request.t(
         "Done: %(crop)s prices for %(market)s by SMS every morning. Send STOP to end.",
         crop=commodity.name(request.t.lang),
         market=market.name,
     )
+
+
+def _alerts_full(request: Request, contact: Contact) -> str:
+    """Why the alert was not added, with the alerts the farmer has, in one SMS."""
+    return texts.alerts_full(request.t, subscriptions.list_for(request.db, contact))
 
 
 def _unsub(request: Request) -> str:
@@ -219,7 +261,7 @@ def _unsub(request: Request) -> str:
 def _sold(request: Request) -> str:
     parsed, t = request.parsed, request.t
     contact = request.contact
-    if not contacts.is_registered(contact):
+    if contact is None or not contacts.is_registered(contact):
         return t("Please register first: dial the USSD code and choose Report a sale.")
     commodity = _need_commodity(request)
     if isinstance(commodity, str):
@@ -228,15 +270,16 @@ def _sold(request: Request) -> str:
         return error_text(t, "bad_quantity")
     if parsed.price is None:
         return error_text(t, "missing_price")
-    unit = request.db.get(Unit, parsed.unit_id) if parsed.unit_id else commodity.default_unit
-    price_unit = request.db.get(Unit, parsed.price_unit_id) if parsed.price_unit_id else unit
+    # A registered contact has a home market (``contacts.is_registered``).
+    home = contact.home_market
+    assert home is not None
+    unit = request.db.get_one(Unit, parsed.unit_id) if parsed.unit_id else commodity.default_unit
+    price_unit = request.db.get_one(Unit, parsed.price_unit_id) if parsed.price_unit_id else unit
     price = parsed.price * unit.factor / price_unit.factor  # price per the quantity's unit
-    if not sales.is_plausible(
-        request.db, commodity, contact.home_market, price, unit, request.today
-    ) and not _repeated(request):
+    if not sales.is_plausible(request.db, commodity, home, price, unit, request.today) and not _repeated(request):
         return t(
             "%(price)s per %(unit)s is far from recent market prices. If it is right, send the same SMS again.",
-            price=t.money(price, contact.home_market.currency),
+            price=t.money(price, home.currency),
             unit=unit.label(t.lang),
         )
     try:
@@ -255,11 +298,9 @@ def _sold(request: Request) -> str:
     except sales.SaleError as error:
         return error_text(t, error.code)
     return t(
-        "Thank you. Sale recorded: %(qty)s %(unit)s %(crop)s at %(price)s.",
-        qty=texts.quantity(t, parsed.quantity),
-        unit=unit.label(t.lang),
-        crop=commodity.name(t.lang),
-        price=t.money(price, contact.home_market.currency),
+        "Thank you. Sale recorded: %(qty)s at %(price)s each.",
+        qty=quantity_phrase(t, parsed.quantity, unit, commodity),
+        price=t.money(price, home.currency),
     )
 
 
@@ -289,7 +330,7 @@ def _report(request: Request) -> str:
     if commodity is None or market is None or parsed.price is None:
         return t("Format: P MAIZE NAKURU 4300/BAG90")
     unit = (
-        request.db.get(Unit, parsed.price_unit_id)
+        request.db.get_one(Unit, parsed.price_unit_id)
         if parsed.price_unit_id
         else commodity.default_unit
     )
@@ -303,6 +344,7 @@ def _report(request: Request) -> str:
             unit=unit,
             day=request.today,
             source_ref=request.message.gateway_id,
+            policy=Policy.from_settings(request.settings),
         )
     except ReportError as error:
         return t(error.message)
@@ -314,19 +356,3 @@ def _report(request: Request) -> str:
         price=t.money(parsed.price, market.currency),
         unit=unit.label(t.lang),
     )
-
-
-HANDLERS: dict[str, Callable[[Request], str | None]] = {
-    "help": _help,
-    "unknown": _help,
-    "empty": _help,
-    "start": _start,
-    "stop": _stop,
-    "lang": _lang,
-    "price": _price,
-    "std": _std,
-    "sub": _sub,
-    "unsub": _unsub,
-    "sold": _sold,
-    "report": _report,
-}

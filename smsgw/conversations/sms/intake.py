@@ -20,17 +20,21 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from sqlalchemy.exc import IntegrityError
 
-from smsgw.conversations.sms import order_commands  # noqa: F401  (registers order keywords)
-from smsgw.conversations.sms.commands import Reply, dispatch
+from smsgw.config import allowed_prefixes
+from smsgw.conversations.sms import caps
+from smsgw.conversations.sms.commands import Reply
 from smsgw.conversations.sms.parser import Parsed, load_vocabulary, parse
-from smsgw.db import utcnow
+from smsgw.conversations.sms.router import dispatch
+from smsgw.db import rowcount, utcnow
 from smsgw.i18n import N_, Text
 from smsgw.messaging import outbox
-from smsgw.models import Contact, InboundMessage, OutboundMessage
+from smsgw.messaging.encoding import normalize
+from smsgw.models import Contact, InboundMessage
 from smsgw.phones import InvalidPhone, is_mobile, mask_phone, normalize_phone
 from smsgw.services.contacts import find_contact
 
 log = logging.getLogger(__name__)
+SMS_CHARS = 160  # one GSM-7 segment
 # Texts that machines send (delivery notices, auto-replies); answering them starts loops.
 _AUTOMATED = re.compile(
     r"^(auto[- ]?reply|automatic reply|out of office|delivery (report|notification)|your balance|"
@@ -41,52 +45,13 @@ _AUTOMATED = re.compile(
 
 def _allowed(phone: str, settings: Mapping[str, Any]) -> bool:
     """A number we answer: a mobile (never premium-rate) within SMSGW_ALLOWED_PREFIXES."""
-    prefixes = [p.strip() for p in str(settings["SMSGW_ALLOWED_PREFIXES"]).split(",") if p.strip()]
-    return is_mobile(phone) and (not prefixes or any(phone.startswith(prefix) for prefix in prefixes))
-
-
-def _replies_since(session: so.Session, phone: str, since: dt.datetime) -> int:
-    return session.scalar(
-        sa.select(sa.func.count(OutboundMessage.id)).where(
-            OutboundMessage.to_phone == phone,
-            OutboundMessage.purpose == "reply",
-            OutboundMessage.created_at >= since,
-        )
-    )
-
-
-def _all_replies_since(session: so.Session, since: dt.datetime) -> int:
-    return session.scalar(
-        sa.select(sa.func.count(OutboundMessage.id)).where(
-            OutboundMessage.purpose == "reply", OutboundMessage.created_at >= since
-        )
-    )
+    prefixes = allowed_prefixes(settings)
+    return is_mobile(phone) and (not prefixes or phone.startswith(prefixes))
 
 
 def may_reply(session: so.Session, phone: str, known: bool, command: str, settings: Mapping[str, Any]) -> bool:
-    """Caps that keep a loop or an SMS-pumping attack from costing us money."""
-    now = utcnow()
-    if _replies_since(session, phone, now - dt.timedelta(hours=1)) >= int(settings["SMS_REPLIES_PER_HOUR"]):
-        return False
-    if _all_replies_since(session, now - dt.timedelta(hours=1)) >= int(settings["SMS_GLOBAL_REPLIES_PER_HOUR"]):
-        return False
-    if command == "stop":
-        # The opt-out always takes effect; only the hourly caps hold its acknowledgement
-        # back (a number alternating STOP and START would otherwise get an SMS each time).
-        return True
-    if not known and _replies_since(session, phone, now - dt.timedelta(days=1)) >= int(settings["SMS_UNKNOWN_DAILY_CAP"]):
-        return False
-    if command in ("unknown", "empty"):
-        # Someone who keeps sending text we cannot read gets the help line a few times only.
-        unanswered = session.scalar(
-            sa.select(sa.func.count(InboundMessage.id)).where(
-                InboundMessage.from_phone == phone,
-                InboundMessage.command.in_(("unknown", "empty")),
-                InboundMessage.received_at >= now - dt.timedelta(days=1),
-            )
-        )
-        return unanswered <= int(settings["SMS_UNKNOWN_REPLIES"])
-    return True
+    """Whether no cap holds a reply back (see ``caps.refusal``)."""
+    return caps.refusal(session, phone, known, command, settings) is None
 
 
 # The farmer's side of a handler bug: the message is kept and someone will look at it.
@@ -135,6 +100,39 @@ def retry_inbound(session: so.Session, settings: Mapping[str, Any], inbound_id: 
     return session.scalar(sa.select(InboundMessage.status).where(InboundMessage.id == inbound_id))
 
 
+# AT's ``date`` ("2026-12-04 10:15:02", UTC) or ISO 8601 with a zone or "Z"; fractions allowed.
+_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%d/%m/%Y %H:%M:%S")
+_EARLIEST_SENT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def parse_sent_at(value: str | None) -> dt.datetime | None:
+    """When the farmer's phone sent the SMS (AT's ``date``), UTC aware; None when unreadable.
+
+    AT documents ``date`` as UTC without a zone; an ISO value with an offset is converted.
+    A malformed, absurd or far-future date is dropped, never the message with it.
+    """
+    text = (value or "").strip()[:40]
+    if not text:
+        return None
+    parsed: dt.datetime | None = None
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        for layout in _DATE_FORMATS:
+            try:
+                parsed = dt.datetime.strptime(text.split(".")[0], layout)
+                break
+            except ValueError:
+                continue
+    if parsed is None:
+        return None
+    parsed = parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+    # A phone clock can be wrong; a date from before the service or a day ahead is noise.
+    if not _EARLIEST_SENT <= parsed <= utcnow() + dt.timedelta(days=1):
+        return None
+    return parsed
+
+
 def _store(session: so.Session, settings: Mapping[str, Any], fields: Mapping[str, str]) -> InboundMessage | None:
     """Add the raw message (status ``received``); None for a repeat, no id, or a bad number."""
     gateway_id = (fields.get("id") or "").strip()[:80]
@@ -156,6 +154,7 @@ def _store(session: so.Session, settings: Mapping[str, Any], fields: Mapping[str
         text=text,
         link_id=(fields.get("linkId") or "")[:80] or None,
         network_code=(fields.get("networkCode") or "")[:16] or None,
+        sent_at=parse_sent_at(fields.get("date")),
         contact_id=contact.id if contact else None,
         status="received",
     )
@@ -194,15 +193,19 @@ def _handle_safely(
 
 
 def _handle(
-    session: so.Session, settings: Mapping[str, Any], inbound_id: int, statuses: tuple[str, ...], seen: dict[str, Parsed]
+    session: so.Session,
+    settings: Mapping[str, Any],
+    inbound_id: int,
+    statuses: tuple[str, ...],
+    seen: dict[str, Parsed],
 ) -> bool:
     """Claim the message (a conditional update, so it is handled once), run it, queue the reply."""
-    claimed = session.execute(
+    claimed = rowcount(session.execute(
         sa.update(InboundMessage)
         .where(InboundMessage.id == inbound_id, InboundMessage.status.in_(statuses))
         .values(status="handled", error=None)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if not claimed:
         return False
     message = session.get(InboundMessage, inbound_id, populate_existing=True)
@@ -217,8 +220,13 @@ def _handle(
         log.info("no reply to %s: outside allowed prefixes or automated", mask_phone(phone))
         return True
     reply = dispatch(session, settings, message, contact, parsed)
-    if reply is not None and may_reply(session, phone, contact is not None, parsed.command, settings):
+    if reply is None:
+        return True
+    reason = caps.refusal(session, phone, contact is not None, parsed.command, settings)
+    if reason is None:
         _queue(session, message, reply)
+    else:
+        caps.refuse(session, settings, message, reason, reply.lang)
     return True
 
 
@@ -257,7 +265,11 @@ def _record_error(
 
 
 def _may_apologise(
-    session: so.Session, settings: Mapping[str, Any], message: InboundMessage, contact: Contact | None, parsed: Parsed | None
+    session: so.Session,
+    settings: Mapping[str, Any],
+    message: InboundMessage,
+    contact: Contact | None,
+    parsed: Parsed | None,
 ) -> bool:
     """The apology obeys what a reply obeys: prefixes, no robots, consent, and the caps."""
     if not _allowed(message.from_phone, settings) or _AUTOMATED.match(message.text.strip()):
@@ -278,12 +290,21 @@ def _language(contact: Contact | None, parsed: Parsed | None, settings: Mapping[
 
 
 def _queue(session: so.Session, message: InboundMessage, reply: Reply) -> None:
+    """The reply, with its note in the same SMS when both fit one, else in a second one."""
+    text, note = reply.text, reply.note
+    if note and len(normalize(f"{text}\n{note}", reply.lang)) <= SMS_CHARS:
+        text, note = f"{text}\n{note}", None
     outbox.enqueue(
         session,
         to=message.from_phone,
-        text=reply.text,
+        text=text,
         purpose="reply",
         key=f"reply:{message.id}",
         lang=reply.lang,
         contact_id=message.contact_id,
     )
+    if note:
+        outbox.enqueue(
+            session, to=message.from_phone, text=note, purpose="reply", key=f"note:{message.id}",
+            lang=reply.lang, contact_id=message.contact_id,
+        )

@@ -20,7 +20,7 @@ LANGUAGES = ("en", "fr", "sw", "wo")
 
 COMMANDS = (
     "help", "price", "std", "sub", "unsub", "stop", "start", "lang", "sold", "report",
-    "open", "total", "close", "join", "withdraw", "tell", "unknown", "empty",
+    "open", "total", "close", "cancel", "join", "withdraw", "tell", "unknown", "empty",
 )
 
 COMMAND_WORDS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
@@ -54,12 +54,12 @@ COMMAND_WORDS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
         "sw": ("ondoa",),
         "wo": ("dindi",),
     },
-    # No typo is ever read as a stop word (see find_keyword), so the misspellings people
-    # really send are listed here as words of their own.
+    # Misspellings people really send are listed as words of their own; a first word one
+    # typo away from a long stop word counts too (see stop_keyword). CANCEL and END are
+    # not here: CANCEL is a leader's order command, END a USSD habit, neither an opt-out.
     "stop": {
         ANY: ("stop", "stopall"),
-        "en": ("unsubscribe", "unsubcribe", "unsuscribe", "cancel", "end", "quit", "optout",
-               "revoke"),
+        "en": ("unsubscribe", "unsubcribe", "unsuscribe", "quit", "optout", "revoke"),
         "fr": ("arret", "arreter", "arrete", "stoppe", "stopper", "desinscrire",
                "desinscription"),
         "sw": ("simama", "acha", "basi", "sitisha", "komesha"),
@@ -91,6 +91,8 @@ COMMAND_WORDS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "open": {"en": ("open",), "fr": ("ouvrir",), "sw": ("fungua",), "wo": ("ubbi",)},
     "total": {"en": ("total",), "fr": ("total",), "sw": ("jumla",), "wo": ("mboolem",)},
     "close": {"en": ("close",), "fr": ("fermer",), "sw": ("funga",), "wo": ("tej",)},
+    # A leader cancels an order ("CANCEL 9"): never an opt-out.
+    "cancel": {"en": ("cancel",), "fr": ("annuler",), "sw": ("ghairi",), "wo": ("neenal", "folli")},
     "join": {
         "en": ("join",), "fr": ("rejoindre", "participer"), "sw": ("shiriki",), "wo": ("bokk",),
     },
@@ -103,8 +105,18 @@ COMMAND_WORDS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     },
 }
 
-# Honoured anywhere in a message, not only as its first word: nobody writes these by accident.
+# Unmistakable opt-out words (used where a non-leader's MSG text is read as their own).
 STRONG_STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "optout"})
+# Everyday words that also mean "stop": "Basi asante" is "ok thanks", "acha nione" "let me
+# see". They opt out only when they are the whole message.
+WEAK_STOP_WORDS = frozenset({"basi", "acha", "bayi", "bayyi"})
+# Stop words long enough for a typo of them to be read as them (SOTP, SIMAMMA, TAXAWL); a
+# word one edit from STOP that is a real word of its own (SHOP, STEP) is left alone.
+TYPO_STOP_WORDS = frozenset({
+    "stop", "unsubscribe", "optout", "arret", "arreter", "desinscrire", "simama", "sitisha",
+    "komesha", "taxawal", "noppi",
+})
+NOT_STOP_TYPOS = frozenset({"shop", "step", "stoep", "atop", "soap", "stock", "store", "story"})
 
 # Names and codes a sender may give after LANG, in any of the four languages.
 LANGUAGE_NAMES: Mapping[str, tuple[str, ...]] = {
@@ -294,7 +306,7 @@ class PhraseTable(Generic[V]):
         """The longest phrase starting at ``start`` within typo reach of one value only."""
         for n in range(min(self.longest, len(tokens) - start), 0, -1):
             typed = tokens[start:start + n]
-            best, found = n * 2 + 1, set()
+            best, found = n * 2 + 1, set[V]()
             for words, value in self.phrases.get(n, ()):
                 total = phrase_distance(typed, words)
                 if total is not None and total <= best:
@@ -352,6 +364,7 @@ _OTHER_KEYWORDS: PhraseTable[str] = PhraseTable(
 )
 _STOPS: PhraseTable[str] = PhraseTable((word, "stop") for word in STOP_WORDS)
 _SQUEEZED_STOPS = {squeeze(word): word for word in STOP_WORDS}
+_TYPO_STOPS: PhraseTable[str] = PhraseTable((word, word) for word in TYPO_STOP_WORDS)
 _LANGUAGES: PhraseTable[str] = PhraseTable(LANGUAGE_CODES.items())
 
 
@@ -380,19 +393,31 @@ def _stop_word(word: str) -> str | None:
     return word if word in STOP_WORDS else _SQUEEZED_STOPS.get(squeeze(word))
 
 
+def _stop_typo(word: str) -> str | None:
+    """The long stop word ``word`` is one small typo of (SOTP, UNSUBSCRIB), if any."""
+    if not word.isalpha() or word in NOT_STOP_TYPOS or word in KEYWORDS:
+        return None
+    hit = _TYPO_STOPS.near_at([squeeze(word)], 0) or _TYPO_STOPS.near_at([word], 0)
+    return hit.value if hit is not None else None
+
+
 def stop_keyword(tokens: Sequence[str]) -> tuple[Keyword, int] | None:
     """A stop word opening ``tokens``, however spelt, and how many tokens it took.
 
-    "Stop!", "S T O P", "OPT OUT" and "STOOOP" all count; a typo never does.
+    "Stop!", "S T O P", "OPT OUT", "STOOOP" and "SOTP" all count. A weak stop word (BASI)
+    counts only as the whole message; anywhere but first, no word opts out.
     """
     joined = ""
     for n, token in enumerate(tokens[:12], start=1):
         if not token.isalpha() or len(joined) + len(token) > 16:
             break
         joined += token
-        word = _stop_word(joined)
-        if word is not None:
-            return KEYWORDS[word], n
+        word = _stop_word(joined) or (_stop_typo(joined) if n == 1 else None)
+        if word is None:
+            continue
+        if word in WEAK_STOP_WORDS and len(tokens) > n:
+            return None
+        return KEYWORDS[word], n
     return None
 
 

@@ -1,4 +1,4 @@
-"""Group keywords: OPEN, TOTAL, CLOSE and MSG for leaders; JOIN, WITHDRAW for members."""
+"""Group keywords: OPEN, TOTAL, CLOSE, CANCEL and MSG for leaders; JOIN, WITHDRAW for members."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import datetime as dt
 import decimal
 
 from smsgw.conversations import texts
-from smsgw.conversations.sms.commands import HANDLERS, Request, error_text
+from smsgw.conversations.sms.commands import Request, _stop, error_text
 from smsgw.conversations.sms.keywords import find_keyword, has_strong_stop, normalize_text
 from smsgw.conversations.sms.parser import load_vocabulary, parse
 from smsgw.db import utcnow
-from smsgw.models import BuyOffer, Commodity
+from smsgw.models import BuyOffer, Commodity, Contact, ProducerGroup
 from smsgw.services import group_messages, orders
 
 KIND_WORDS = {
@@ -58,11 +58,11 @@ def _open(request: Request) -> str:
     """OPEN [SELL|BUY] <qty> <crop> <price> [days], or OPEN OFFER <offer> <qty> [days]."""
     t, contact = request.t, request.contact
     groups = orders.led_groups(request.db, contact) if contact else []
-    if not groups:
+    if contact is None or not groups:
         return texts.order_error(t, "not_leader")
     args = request.parsed.args
     if args and args[0].lower() in OFFER_WORDS:
-        return _open_offer(request, groups[0], _numbers(args[1:]))
+        return _open_offer(request, contact, groups[0], _numbers(args[1:]))
     commodity = request.commodity() or _crop_in(request, args)
     numbers = [n for n in _numbers(args) if n > 0]
     if request.parsed.quantity:
@@ -73,7 +73,7 @@ def _open(request: Request) -> str:
         (KIND_WORDS[w.lower()] for w in request.parsed.args if w.lower() in KIND_WORDS),
         "buy" if commodity.kind == "input" else "sell",
     )
-    days = int(min(numbers[2], 60)) if len(numbers) > 2 else DEFAULT_DAYS
+    days = int(min(numbers[2], decimal.Decimal(60))) if len(numbers) > 2 else DEFAULT_DAYS
     try:
         order = orders.open_order(
             request.db,
@@ -91,7 +91,9 @@ def _open(request: Request) -> str:
     return t("Order %(id)s is open. Members will get an SMS.", id=order.id)
 
 
-def _open_offer(request: Request, group, numbers: list[decimal.Decimal]) -> str:
+def _open_offer(
+    request: Request, contact: Contact, group: ProducerGroup, numbers: list[decimal.Decimal]
+) -> str:
     """OPEN OFFER <offer id> <quantity> [days]: a sell order at a buyer's offer price."""
     t = request.t
     offer = (
@@ -101,11 +103,11 @@ def _open_offer(request: Request, group, numbers: list[decimal.Decimal]) -> str:
     )
     if offer is None or offer.status != "open" or len(numbers) < 2:
         return t("Format: OPEN OFFER <offer number> <quantity> [days]")
-    days = int(min(numbers[2], 60)) if len(numbers) > 2 else DEFAULT_DAYS
+    days = int(min(numbers[2], decimal.Decimal(60))) if len(numbers) > 2 else DEFAULT_DAYS
     try:
         order = orders.open_order(
             request.db,
-            request.contact,
+            contact,
             group,
             kind="sell",
             commodity=offer.commodity,
@@ -125,32 +127,49 @@ def _order_id(request: Request) -> int | None:
 
 
 def _total(request: Request) -> str:
-    order = orders.get_order(request.db, _order_id(request)) if _order_id(request) else None
-    if order is None:
+    order_id = _order_id(request)
+    if not order_id:
         return error_text(request.t, "missing_order")
+    order = orders.get_order(request.db, order_id)
+    if order is None:  # a number was given: say it matches no order, not "add its number"
+        return texts.order_error(request.t, "not_found")
     return texts.order_summary(request.t, order, orders.totals(request.db, order), None)
 
 
 def _close(request: Request) -> str:
-    if not _order_id(request) or request.contact is None:
+    order_id = _order_id(request)
+    if not order_id or request.contact is None:
         return error_text(request.t, "missing_order")
     try:
-        orders.close(request.db, _order_id(request), request.contact, now=utcnow())
+        orders.close(request.db, order_id, request.contact, now=utcnow())
     except orders.OrderError as error:
         return _refused(request, error)
-    return request.t("Order %(id)s is closed. Members are told by SMS.", id=_order_id(request))
+    return request.t("Order %(id)s is closed. Members are told by SMS.", id=order_id)
+
+
+def _cancel(request: Request) -> str:
+    """CANCEL <order>: a leader calls the order off; committed members are told."""
+    order_id = _order_id(request)
+    if not order_id or request.contact is None:
+        return error_text(request.t, "missing_order")
+    try:
+        orders.cancel(request.db, order_id, request.contact, now=utcnow())
+    except orders.OrderError as error:
+        return _refused(request, error)
+    return request.t("Order %(id)s is cancelled. Members are told by SMS.", id=order_id)
 
 
 def _join(request: Request) -> str | None:
     quantity = request.parsed.quantity
-    if not _order_id(request) or request.contact is None:
+    order_id = _order_id(request)
+    if not order_id or request.contact is None:
         return error_text(request.t, "missing_order")
     if quantity is None or quantity <= 0:
         return error_text(request.t, "bad_quantity")
     try:
         orders.commit(
             request.db,
-            _order_id(request),
+            order_id,
             request.contact,
             quantity,
             now=utcnow(),
@@ -162,12 +181,13 @@ def _join(request: Request) -> str | None:
 
 
 def _withdraw(request: Request) -> str | None:
-    if not _order_id(request) or request.contact is None:
+    order_id = _order_id(request)
+    if not order_id or request.contact is None:
         return error_text(request.t, "missing_order")
     try:
         orders.withdraw(
             request.db,
-            _order_id(request),
+            order_id,
             request.contact,
             now=utcnow(),
             event_key=f"sms:{request.message.gateway_id}",
@@ -191,7 +211,7 @@ def _after_keyword(text: str) -> str:
 def _not_a_leader(request: Request) -> str | None:
     # Only a leader's MSG is for the members: anyone else's STOP in it is their own.
     if has_strong_stop(list(request.parsed.args)):
-        return HANDLERS["stop"](request)
+        return _stop(request)
     return texts.order_error(request.t, "not_leader")
 
 
@@ -214,8 +234,3 @@ def _tell(request: Request) -> str | None:
             return t("Too long for one SMS to each member: at most %(max)s characters.", max=error.limit)
         return t("Your group has had %(cap)s messages today. Please send again tomorrow.", cap=error.limit)
     return t("Sent to %(group)s. Members reached: %(count)s.", group=sent.group.name, count=sent.recipients)
-
-
-HANDLERS.update(
-    {"open": _open, "total": _total, "close": _close, "join": _join, "withdraw": _withdraw, "tell": _tell}
-)

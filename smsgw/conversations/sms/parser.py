@@ -22,7 +22,6 @@ from smsgw.conversations.sms.keywords import (
     Match,
     find_keyword,
     find_language,
-    has_strong_stop,
     normalize_text,
     parse_number,
     stop_keyword,
@@ -351,7 +350,7 @@ _HANDLERS: Mapping[str, Callable[[Keyword, Sequence[str], Vocabulary], Parsed]] 
     "help": _plain, "start": _plain, "stop": _plain, "open": _plain,
     "price": _names, "std": _names, "sub": _names, "unsub": _names,
     "sold": _sold, "report": _report, "lang": _lang, "join": _join,
-    "total": _order, "close": _order, "withdraw": _order, "tell": _plain,
+    "total": _order, "close": _order, "cancel": _order, "withdraw": _order, "tell": _plain,
 }
 
 
@@ -391,13 +390,12 @@ def parse(text: str, vocab: Vocabulary, shortcode_keywords: Collection[str] = ()
     stop = stop_keyword(tokens)
     if stop is not None:
         return Parsed("stop", stop[0].lang_hint, args=tuple(tokens[stop[1]:]))
-    first = find_keyword(tokens[0], near=False)
-    if first is not None and first.command == "tell":
-        # A leader's words for the members ("the truck will not stop here"), not a STOP.
-        return _plain(first, tokens[1:], vocab)
-    if has_strong_stop(tokens):
-        return Parsed("stop", None, args=tuple(tokens))
+    # Only a first word opts out: "the truck will not stop here", "PRICE MAIZE STOP" and
+    # "Basi asante" (ok thanks) are not a STOP; a stop word that did not open the message
+    # as one (a weak word with more after it) is read as no command.
     kw = find_keyword(tokens[0], near=False)
+    if kw is not None and kw.command == "stop":
+        kw = None
     if kw is None:
         # A catalog word spelt right beats a keyword spelt wrong, and a keyword spelt wrong
         # beats a catalog word spelt wrong ("prics" is PRICES, not rice).

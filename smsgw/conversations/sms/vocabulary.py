@@ -59,7 +59,9 @@ def load_vocabulary(session: so.Session) -> Vocabulary:
     for name_column in (Market.code, Market.name, Market.short_name):
         markets += pairs(name_column, Market.id)
     units = pairs(UnitAlias.alias, UnitAlias.unit_id) + pairs(Unit.code, Unit.id)
-    return _vocabulary(*(tuple(sorted(found.items())) for found in (_unique(commodities), _unique(markets), _unique(units), bags)))
+    return _vocabulary(
+        *(tuple(sorted(found.items())) for found in (_unique(commodities), _unique(markets), _unique(units), bags))
+    )
 
 
 @functools.lru_cache(maxsize=8)

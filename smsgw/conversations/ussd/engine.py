@@ -9,7 +9,7 @@ the input's position so a repeated request never applies it twice.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +105,13 @@ class Ctx:
         """The caller's language code."""
         return self.t.lang
 
+    @property
+    def member(self) -> Contact:
+        """The registered caller, for the screens that only a registered caller reaches."""
+        if self.contact is None:
+            raise LookupError(f"USSD screen needs a registered caller ({self.phone})")
+        return self.contact
+
     def effect(self, name: str, apply: Callable[[], Any]) -> Any:
         """Run ``apply`` once per session and input position; repeats get the first result."""
         effects = self.state.setdefault("effects", {})
@@ -142,6 +149,17 @@ def screen(name: str) -> Callable[[type[Screen]], type[Screen]]:
         return cls
 
     return register
+
+
+def check_links(links: Iterable[tuple[str, str]]) -> None:
+    """Raise ``LookupError`` naming every (from screen, to screen) whose target is not registered.
+
+    Screens name each other by strings; this turns a typo into an import error instead of
+    a caller's dead end.
+    """
+    broken = sorted({f"{source} -> {target!r}" for source, target in links if target not in SCREENS})
+    if broken:
+        raise LookupError(f"USSD screens link to unknown screens: {', '.join(broken)}")
 
 
 def split_path(text: str) -> list[str]:

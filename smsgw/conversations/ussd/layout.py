@@ -50,6 +50,13 @@ def fit_page(ctx: Ctx, title: str, items: Sequence[str], page: int, back: bool =
     return Page(start=start, items=chosen, has_more=start + len(chosen) < len(items))
 
 
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, marked with ".." when cut."""
+    if len(text) <= width:
+        return text
+    return text[: max(width - 2, 1)].rstrip() + ".."
+
+
 def _take(ctx: Ctx, title: str, items: Sequence[str], start: int, back: bool) -> Sequence[str]:
     remaining = items[start:]
     for count in range(min(8, len(remaining)), 0, -1):
@@ -57,11 +64,18 @@ def _take(ctx: Ctx, title: str, items: Sequence[str], start: int, back: bool) ->
         lines = [title, *numbered(remaining[:count]), *nav(ctx, back=back, more=more)]
         if len("\n".join(lines)) <= MAX_SCREEN:
             return remaining[:count]
-    return remaining[:1]
+    if not remaining:
+        return remaining
+    # One label too long for any screen (a long name in a long language): shown cut, so
+    # that no list, whatever its data, ever passes the limit.
+    more = start + 1 < len(items)
+    others = "\n".join([title, *nav(ctx, back=back, more=more)])
+    return [clip(remaining[0], MAX_SCREEN - len(others) - len("\n1 "))]
 
 
 def list_screen(ctx: Ctx, title: str, items: Sequence[str], page: int, back: bool = True) -> str:
-    """A paged, numbered list screen."""
+    """A paged, numbered list screen, never longer than MAX_SCREEN."""
+    title = clip(title, MAX_SCREEN // 2)  # a title never crowds out the list itself
     shown = fit_page(ctx, title, items, page, back)
     lines = [title, *numbered(shown.items), *nav(ctx, back=back, more=shown.has_more)]
     return "\n".join(lines)
@@ -71,7 +85,7 @@ def pick(
     ctx: Ctx, title: str, items: Sequence[str], page: int, value: str, back: bool = True
 ) -> int | str | None:
     """Interpret ``value`` on a paged list: an index into ``items``, ``"more"``, or None."""
-    shown = fit_page(ctx, title, items, page, back)
+    shown = fit_page(ctx, clip(title, MAX_SCREEN // 2), items, page, back)
     if value == MORE and shown.has_more:
         return "more"
     if value.isdigit():

@@ -15,7 +15,7 @@ import sqlalchemy.orm as so
 from smsgw.conversations.ussd import screens  # noqa: F401  (registers every screen)
 from smsgw.conversations.ussd.engine import SCREENS, Ctx, Frame, render_top, split_path, walk
 from smsgw.conversations.ussd.screens.common import root_frame
-from smsgw.db import utcnow
+from smsgw.db import rowcount, utcnow
 from smsgw.i18n import N_, Text
 from smsgw.messaging.encoding import normalize
 from smsgw.models import UssdSession
@@ -75,6 +75,17 @@ def _resumable(db: so.Session, ussd: UssdSession, window: dt.timedelta) -> list[
     return frames
 
 
+def inside_entry(stack: list[Frame]) -> bool:
+    """Whether the caller stands inside a multi-step entry with an answer already given.
+
+    The current screen is a step of an entry (a sale, a commitment, registration, a new
+    order) and an earlier step of it was answered. A caller who hung up on a menu, or on
+    an entry's first question, lost nothing worth a "Welcome back" detour.
+    """
+    steps = [frame for frame in stack if SCREENS[frame.screen].resumable]
+    return bool(stack) and SCREENS[stack[-1].screen].resumable and len(steps) >= 2
+
+
 def handle_hop(
     db: so.Session,
     settings: Mapping[str, Any],
@@ -116,9 +127,8 @@ def handle_hop(
     stack, hint, end = walk(ctx, Frame.from_json(state["root"]), split_path(text))
     body = ("END " + end.text) if end else render_top(ctx, stack, hint)
     ended = body.startswith("END ")
-    # Remember a half-done flow so a dropped session can offer to continue it.
-    flow = [frame for frame in stack if frame.screen not in ("main", "lang", "resume")]
-    if not ended and flow and SCREENS[stack[-1].screen].resumable:
+    # Remember a half-done entry so a dropped session can offer to continue it.
+    if not ended and inside_entry(stack):
         state["resume"] = [frame.to_json() for frame in stack]
     else:
         state.pop("resume", None)
@@ -166,8 +176,8 @@ def expire_sessions(db: so.Session, now: dt.datetime) -> int:
 
     Until then an idle session counts as active, so a redial can still resume it.
     """
-    return db.execute(
+    return rowcount(db.execute(
         sa.update(UssdSession)
         .where(UssdSession.status == "active", UssdSession.updated_at < now - SESSION_IDLE)
         .values(status="Incomplete", ended_at=now)
-    ).rowcount
+    ))

@@ -54,7 +54,7 @@ class ListScreen(Screen):
         choice = pick(ctx, self.title(ctx, params), labels, page, value)
         if choice == "more":
             return Go(self.name, {**params, "page": page + 1})
-        if choice is None:
+        if not isinstance(choice, int):
             return invalid(ctx)
         return self.chosen(ctx, {k: v for k, v in params.items() if k != "page"}, items[choice])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from smsgw.config import allowed_prefixes
 from smsgw.messaging.outbox import SendResult
 from smsgw.phones import is_mobile
 
@@ -69,6 +70,5 @@ def build_gateway(settings: Mapping[str, Any]) -> Gateway:
         from smsgw.messaging.gateways.console import ConsoleGateway
 
         gateway = ConsoleGateway()
-    prefixes = [p.strip() for p in str(settings.get("SMSGW_ALLOWED_PREFIXES", "")).split(",") if p.strip()]
     # Always wrapped: the mobile-only rule holds even when every country is allowed.
-    return AllowedPrefixes(gateway, prefixes)
+    return AllowedPrefixes(gateway, list(allowed_prefixes(settings)))

@@ -3,6 +3,26 @@
 The SDK answers a 2xx with the parsed JSON only when the Content-Type is exactly
 ``application/json`` (otherwise the raw text), raises ``AfricasTalkingException(body)``
 for any other status, and lets ``requests`` exceptions through for network trouble.
+
+What the public interface gives is used as is: ``SMSService.send`` with ``sender_id``,
+``enqueue`` and ``timeout``, ``validate_phone``, ``AfricasTalkingException``. Two things
+we need it cannot do, so this module (and ``smsgw doctor``, through the helpers below)
+reaches into the SDK's private parts, and only here:
+
+- Another host (``AT_API_BASE``: a local fake in tests, a proxy). The SDK fixes its hosts
+  in ``Service.__init__`` and ``_init_service`` (api.africastalking.com, or the sandbox's
+  for the username ``sandbox``) with no argument or setting to change them; every URL is
+  ``_baseUrl`` (or ``_contentUrl``) + path, so ``point_at`` rewrites those two attributes.
+- The HTTP status of a refused request. ``AfricasTalkingException`` carries the body only,
+  in the synchronous and the callback form alike, so a refused API key (401/403: pause
+  sending until the operator fixes it) looks the same as an outage (5xx: retry). The
+  response object is visible only inside the name-mangled static helpers
+  ``Service.__make_post_request`` / ``__make_get_request``, so ``record_status`` wraps the
+  one of a service instance (an instance attribute wins over the class's).
+
+Both were written against africastalking ``SDK_VERSION``; pyproject.toml pins exactly that
+release and ``tests/test_gateway_sdk.py`` fails on any other, so an upgrade is a decision
+made by re-reading ``Service.py`` and this module, not a silent change.
 """
 from __future__ import annotations
 
@@ -40,11 +60,27 @@ ENQUEUE_FROM = 100
 ERROR_CHARS = 200
 
 
-class _StatusRecorder:
-    """Wraps the SDK's POST helper to keep the HTTP status its exception drops."""
+# The africastalking release the private hooks below were written for (see the docstring).
+SDK_VERSION = "2.0.3"
 
-    def __init__(self, post: Callable[..., Any]) -> None:
-        self._post = post
+
+def point_at(service: Any, api_base: str) -> None:
+    """Send ``service``'s requests to ``api_base`` instead of AT's host (private attributes).
+
+    After the SDK's set-up every service's ``_baseUrl`` is the host plus its own prefix
+    (``/version1`` for SMS and the application's user data), and SMS's ``_contentUrl`` the same.
+    """
+    base = api_base.rstrip("/") + "/version1"
+    service._baseUrl = base
+    if hasattr(service, "_contentUrl"):
+        service._contentUrl = base
+
+
+class _StatusRecorder:
+    """Wraps one of the SDK's request helpers to keep the HTTP status its exception drops."""
+
+    def __init__(self, request: Callable[..., Any]) -> None:
+        self._request = request
         self._local = threading.local()
 
     def __call__(
@@ -56,9 +92,9 @@ class _StatusRecorder:
         callback: Any = None,
         timeout: Timeout = DEFAULT_TIMEOUT_S,
     ) -> Any:
-        """Call the SDK's own POST and note the status of its response."""
+        """Call the SDK's own helper and note the status of its response."""
         self._local.status = None
-        response = self._post(url, headers, data, params, callback, timeout)
+        response = self._request(url, headers, data, params, callback, timeout)
         self._local.status = getattr(response, "status_code", None)
         return response
 
@@ -66,6 +102,17 @@ class _StatusRecorder:
     def status(self) -> int | None:
         """The HTTP status of this thread's last request, if it got one."""
         return getattr(self._local, "status", None)
+
+
+def record_status(service: Any, method: str = "post") -> _StatusRecorder | None:
+    """Wrap ``service``'s private POST (or GET) helper; None if this SDK has no such helper."""
+    attribute = f"_Service__make_{method}_request"
+    request = getattr(service, attribute, None)
+    if not callable(request):
+        return None
+    recorder = _StatusRecorder(request)
+    setattr(service, attribute, recorder)
+    return recorder
 
 
 class AfricasTalkingGateway:
@@ -90,23 +137,13 @@ class AfricasTalkingGateway:
         # with other credentials cannot swap it under us.
         self._sms = africastalking.SMS
         if api_base:
-            # The SMS service builds every URL as _baseUrl + path, its _baseUrl ending
-            # in /version1 after initialize.
-            base = api_base.rstrip("/") + "/version1"
-            self._sms._baseUrl = base
-            self._sms._contentUrl = base
+            point_at(self._sms, api_base)
         self.timeout = timeout
         # AT_SENDER_ID: for messages queued without a sender id of their own (replies,
         # order news); bulletins carry their country's from SMSGW_SENDER_IDS.
         self.default_sender = default_sender or None
-        self._recorder: _StatusRecorder | None = None
-        # Every POST of the SDK goes through this private helper, the one place its
-        # response object (and so its status code) is visible; without it all HTTP
-        # errors are retried.
-        post = getattr(self._sms, "_Service__make_post_request", None)
-        if callable(post):
-            self._recorder = _StatusRecorder(post)
-            self._sms._Service__make_post_request = self._recorder
+        # Without the status (an SDK without the private helper) every HTTP error is retried.
+        self._recorder = record_status(self._sms, "post")
 
     def send(self, text: str, recipients: list[str], sender_id: str | None) -> list[SendResult]:
         """Send ``text`` to every recipient in one request; one result per recipient."""
@@ -154,7 +191,9 @@ def _for_all(recipients: list[str], outcome: str, error: str) -> list[SendResult
 
 def _per_recipient(answer: Mapping[str, Any], recipients: list[str]) -> list[SendResult]:
     data = answer.get("SMSMessageData")
-    entries = data.get("Recipients") if isinstance(data, Mapping) else None
+    if not isinstance(data, Mapping):
+        return _for_all(recipients, "retry", f"unexpected answer: {answer}")
+    entries = data.get("Recipients")
     if not isinstance(entries, list):
         return _for_all(recipients, "retry", f"unexpected answer: {answer}")
     wanted = set(recipients)

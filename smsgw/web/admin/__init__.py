@@ -78,6 +78,8 @@ NAV = [
     ("admin.analytics", tr_l("Analytics"), "viewer"),
     ("admin.users", tr_l("Users"), "admin"),
     ("admin.audit_log", tr_l("Audit log"), "admin"),
+    ("admin.throttles", tr_l("Sign-in throttles"), "admin"),
+    ("admin.account", tr_l("My account"), "viewer"),
 ]
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -117,6 +119,12 @@ def _error(code: int, message: Any) -> tuple[str, int]:
 def csrf_error(_exc: CSRFError) -> tuple[str, int]:
     """A form without a valid token: expired, or sent from another site."""
     return _error(400, tr_l("This form has expired or did not come from this site. Reload the page and try again."))
+
+
+@bp.errorhandler(400)
+def bad_request(_exc: Exception) -> tuple[str, int]:
+    """A request the admin cannot read (control characters in it, a malformed form)."""
+    return _error(400, tr_l("This request could not be read. Go back, check what was typed and try again."))
 
 
 @bp.errorhandler(401)

@@ -34,15 +34,18 @@ from wtforms.validators import (
 )
 
 from smsgw.config import LANGUAGES
-from smsgw.web.admin.auth import MIN_PASSWORD_LENGTH, ROLES
-from smsgw.web.admin.i18n import ADMIN_LANGUAGES, tr_l
+from smsgw.services.passwords import MAX_LENGTH as MAX_PASSWORD_LENGTH
+from smsgw.services.passwords import MIN_LENGTH as MIN_PASSWORD_LENGTH
+from smsgw.services.passwords import password_problem
+from smsgw.web.admin.auth import ROLES
+from smsgw.web.admin.i18n import ADMIN_LANGUAGES, tr, tr_l
 
 LANGUAGE_NAMES = [("en", "English"), ("fr", "Français"), ("sw", "Kiswahili"), ("wo", "Wolof")]
 
 
 def options(pairs: Iterable[tuple[str, object]]) -> list[SelectChoice]:
     """Select-box options from (value, label) pairs."""
-    return [SelectChoice(value, label) for value, label in pairs]  # type: ignore[arg-type]
+    return [SelectChoice(value, label) for value, label in pairs]
 
 
 LANGUAGE_CHOICES = options(LANGUAGE_NAMES)
@@ -60,6 +63,32 @@ class FilterForm(FlaskForm):
 
 class ActionForm(FlaskForm):
     """A form with only its CSRF token: a button that does one thing."""
+
+
+class StrongPassword:
+    """The password policy (``services.passwords``) as a form validator.
+
+    ``email_field`` names the form's email field; without it the form's ``account_email``
+    attribute (set by the view) is the account's email.
+    """
+
+    def __init__(self, email_field: str | None = None) -> None:
+        self.email_field = email_field
+
+    def __call__(self, form: FlaskForm, field: PasswordField) -> None:
+        """Raise ValidationError with the translated reason when the password is refused."""
+        if not field.data:
+            return
+        email = getattr(form, self.email_field).data if self.email_field else getattr(form, "account_email", "")
+        problem = password_problem(field.data, email or "")
+        if problem == "short":
+            raise ValidationError(tr("At least %(count)d characters.", count=MIN_PASSWORD_LENGTH))
+        if problem == "long":
+            raise ValidationError(tr("At most %(count)d characters.", count=MAX_PASSWORD_LENGTH))
+        if problem == "guessable":
+            raise ValidationError(
+                tr("Too easy to guess (a common password, a pattern or a name). Use three or four unrelated words.")
+            )
 
 
 class SignInForm(FlaskForm):
@@ -159,7 +188,9 @@ class ReviewForm(FlaskForm):
 class UploadForm(FlaskForm):
     """A CSV file of prices for the importer."""
 
-    file = FileField(tr_l("CSV file"), validators=[FileRequired(), FileAllowed(["csv", "txt"], tr_l("A .csv file, please."))])
+    file = FileField(
+        tr_l("CSV file"), validators=[FileRequired(), FileAllowed(["csv", "txt"], tr_l("A .csv file, please."))]
+    )
     submit = SubmitField(tr_l("Import"))
 
 
@@ -210,7 +241,9 @@ class SendBulletinForm(FlaskForm):
     """Send one market's bulletin now."""
 
     market = SelectField(tr_l("Market"), choices=[], validators=[DataRequired()])
-    kind = SelectField(tr_l("Bulletin"), choices=options([("daily", tr_l("Daily prices")), ("weekly", tr_l("Weekly buyers"))]))
+    kind = SelectField(
+        tr_l("Bulletin"), choices=options([("daily", tr_l("Daily prices")), ("weekly", tr_l("Weekly buyers"))])
+    )
     submit = SubmitField(tr_l("Send now"))
 
 
@@ -218,13 +251,17 @@ class UssdForm(FlaskForm):
     """One USSD hop in the simulator: the session and path so far travel in hidden fields."""
 
     phone = StringField(tr_l("Phone"), validators=[DataRequired(), Length(max=20)])
-    lang = SelectField(tr_l("Language"), choices=options([("", tr_l("The contact's")), *LANGUAGE_NAMES]), validators=[Optional()])
+    lang = SelectField(
+        tr_l("Language"), choices=options([("", tr_l("The contact's")), *LANGUAGE_NAMES]), validators=[Optional()]
+    )
     session_id = HiddenField()
     path = HiddenField()
     reply = StringField(tr_l("Answer"), validators=[Optional(), Length(max=40)])
     send = SubmitField(tr_l("Send"))
     dial = SubmitField(tr_l("Dial *384#"))
     hangup = SubmitField(tr_l("Hang up"))
+    as_real = BooleanField(tr_l("Play as this real contact"))
+    confirm_real = BooleanField(tr_l("I understand: their records change and real SMS go to them"))
 
 
 class SmsForm(FlaskForm):
@@ -233,15 +270,20 @@ class SmsForm(FlaskForm):
     phone = StringField(tr_l("Phone"), validators=[DataRequired(), Length(max=20)])
     text = StringField(tr_l("Message"), validators=[DataRequired(), Length(max=480)])
     send_sms = SubmitField(tr_l("Send SMS"))
+    as_real = BooleanField(tr_l("Play as this real contact"))
+    confirm_real = BooleanField(tr_l("I understand: their records change and real SMS go to them"))
 
 
 class UserForm(FlaskForm):
     """A new operator account."""
 
-    email = EmailField(tr_l("Email"), validators=[DataRequired(), Length(max=254), Regexp(EMAIL, message=tr_l("Not an email address."))])
+    email = EmailField(
+        tr_l("Email"),
+        validators=[DataRequired(), Length(max=254), Regexp(EMAIL, message=tr_l("Not an email address."))],
+    )
     role = SelectField(tr_l("Role"), choices=ROLE_CHOICES, default="viewer")
     language = SelectField(tr_l("Language"), choices=ADMIN_LANGUAGE_CHOICES)
-    password = PasswordField(tr_l("Password"), validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=512)])
+    password = PasswordField(tr_l("Password"), validators=[DataRequired(), StrongPassword("email")])
     submit = SubmitField(tr_l("Create"))
 
 
@@ -250,7 +292,9 @@ class UserEditForm(FlaskForm):
 
     role = SelectField(tr_l("Role"), choices=ROLE_CHOICES)
     active = BooleanField(tr_l("Active"))
-    password = PasswordField(tr_l("New password (optional)"), validators=[Optional(), Length(min=MIN_PASSWORD_LENGTH, max=512)])
+    password = PasswordField(tr_l("New password (optional)"), validators=[Optional(), StrongPassword()])
+    remove_two_factor = BooleanField(tr_l("Remove the second factor (lost phone)"))
+    sign_out_everywhere = BooleanField(tr_l("Sign out everywhere"))
     submit = SubmitField(tr_l("Save"))
 
 
@@ -260,3 +304,24 @@ class AuditFilterForm(FilterForm):
     entity = StringField(tr_l("Entity"), validators=[Optional(), Length(max=40)])
     action = StringField(tr_l("Action"), validators=[Optional(), Length(max=40)])
     submit = SubmitField(tr_l("Filter"))
+
+
+class CodeForm(FlaskForm):
+    """The 6-digit code of the authenticator app (second step of sign-in, or turning it on/off)."""
+
+    code = StringField(tr_l("Code from your authenticator app"), validators=[DataRequired(), Length(max=12)])
+    submit = SubmitField(tr_l("Continue"))
+
+
+class OwnPasswordForm(FlaskForm):
+    """An operator's new password, with the current one."""
+
+    current = PasswordField(tr_l("Current password"), validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+    password = PasswordField(tr_l("New password"), validators=[DataRequired(), StrongPassword()])
+    submit = SubmitField(tr_l("Change password"))
+
+
+class ConfirmForm(FlaskForm):
+    """A button that only needs the CSRF token (sign out elsewhere, clear a throttle)."""
+
+    submit = SubmitField(tr_l("Confirm"))

@@ -15,6 +15,7 @@ LABELS: dict[str, dict[str, LazyText]] = {
         "delivered": tr_l("delivered"),
         "failed": tr_l("failed"),
         "unknown": tr_l("unknown"),
+        "simulated": tr_l("simulated (not sent)"),
     },
     "purpose": {
         "reply": tr_l("reply"),

@@ -1,16 +1,13 @@
-"""My SMS alerts: list, add, remove, stop all."""
+"""My SMS alerts: every alert listed page by page, add, remove, stop all."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from smsgw.conversations.ussd.engine import Ctx, End, Go, Move, Screen, screen
-from smsgw.conversations.ussd.layout import nav
-from smsgw.conversations.ussd.widgets import ConfirmScreen, invalid
+from smsgw.conversations.ussd.widgets import ConfirmScreen, ListScreen, invalid, menu_text
 from smsgw.models import Subscription
 from smsgw.services import contacts, subscriptions
-
-SHOWN = 5  # alerts listed on one screen; options 7 and 8 follow
 
 
 def _subscriptions(ctx: Ctx) -> list[Subscription]:
@@ -21,28 +18,53 @@ def _label(ctx: Ctx, sub: Subscription) -> str:
     return f"{sub.commodity.name(ctx.lang)} {sub.market.short_name}"
 
 
+def _options(ctx: Ctx, count: int) -> list[tuple[str, str]]:
+    """(label, next screen) of the alerts menu: the list only when there is one."""
+    options = []
+    if count:
+        options.append((ctx.t("See or remove alerts (%(count)s)", count=count), "alerts_list"))
+    options.append((ctx.t("Add an alert"), "prices"))
+    if count:
+        options.append((ctx.t("Stop all SMS"), "alerts_stop"))
+    return options
+
+
 @screen("alerts")
 class Alerts(Screen):
-    """The caller's alerts; choose one to remove, 7 to add, 8 to stop all."""
+    """The alerts menu: see (and remove) every alert, add one, stop all SMS."""
 
     def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
-        subs = _subscriptions(ctx)[:SHOWN]
-        title = ctx.t("Your SMS alerts:") if subs else ctx.t("You have no SMS alerts.")
-        lines = [title, *(f"{i} {_label(ctx, sub)}" for i, sub in enumerate(subs, start=1))]
-        lines.append("7 " + ctx.t("Add an alert"))
-        if subs:
-            lines.append("8 " + ctx.t("Stop all SMS"))
-        return "\n".join(lines + nav(ctx))
+        count = len(_subscriptions(ctx))
+        title = ctx.t("Your SMS alerts:") if count else ctx.t("You have no SMS alerts.")
+        return menu_text(ctx, title, [label for label, _ in _options(ctx, count)])
 
     def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
-        subs = _subscriptions(ctx)[:SHOWN]
-        if value == "7":
-            return Go("prices")
-        if value == "8" and subs:
-            return Go("alerts_stop")
-        if value.isdigit() and 1 <= int(value) <= len(subs):
-            return Go("alerts_remove", {"subscription": subs[int(value) - 1].id})
+        options = _options(ctx, len(_subscriptions(ctx)))
+        if value.isdigit() and 1 <= int(value) <= len(options):
+            return Go(options[int(value) - 1][1])
         return invalid(ctx)
+
+
+@screen("alerts_list")
+class AlertList(ListScreen):
+    """Every alert, paged by the layout to fit the screen; choose one to remove it."""
+
+    name = "alerts_list"
+
+    def title(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return ctx.t("Your SMS alerts:")
+
+    def items(self, ctx: Ctx, params: dict[str, Any]) -> list[Subscription]:
+        return _subscriptions(ctx)
+
+    def label(self, ctx: Ctx, item: Subscription) -> str:
+        return _label(ctx, item)
+
+    def empty(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return ctx.t("You have no SMS alerts.")
+
+    def chosen(self, ctx: Ctx, params: dict[str, Any], item: Subscription) -> Move:
+        return Go("alerts_remove", {"subscription": item.id})
 
 
 @screen("alerts_remove")
@@ -62,7 +84,7 @@ class AlertRemove(ConfirmScreen):
     def confirm(self, ctx: Ctx, params: dict[str, Any]) -> Move:
         ctx.effect(
             "unsubscribe",
-            lambda: subscriptions.unsubscribe(ctx.db, params["subscription"], ctx.contact),
+            lambda: subscriptions.unsubscribe(ctx.db, params["subscription"], ctx.member),
         )
         return End(ctx.t("Removed. You will no longer get that alert."))
 
@@ -77,5 +99,5 @@ class AlertStopAll(ConfirmScreen):
         return ctx.t("Stop all SMS from this service?")
 
     def confirm(self, ctx: Ctx, params: dict[str, Any]) -> Move:
-        ctx.effect("stop_all", lambda: contacts.opt_out(ctx.db, ctx.contact))
+        ctx.effect("stop_all", lambda: contacts.opt_out(ctx.db, ctx.member))
         return End(ctx.t("Done. You will get no more SMS. Send START to come back."))

@@ -19,8 +19,10 @@ from smsgw.conversations.ussd.widgets import (
     menu_text,
 )
 from smsgw.db import utcnow
+from smsgw.i18n import N_
 from smsgw.models import BuyOffer, Commodity, GroupOrder, ProducerGroup
 from smsgw.services import offers, orders
+from smsgw.services.quantities import quantity_phrase
 
 MAX_DAYS = 60
 
@@ -36,7 +38,7 @@ class LeaderMenu(Screen):
 
     def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
         if value == "1":
-            groups = orders.led_groups(ctx.db, ctx.contact)
+            groups = orders.led_groups(ctx.db, ctx.member)
             if len(groups) == 1:
                 return Go("leader_kind", {"group": groups[0].id})
             return Go("leader_group")
@@ -55,7 +57,7 @@ class LeaderGroup(ListScreen):
         return ctx.t("For which group?")
 
     def items(self, ctx: Ctx, params: dict[str, Any]) -> list[ProducerGroup]:
-        return orders.led_groups(ctx.db, ctx.contact)
+        return orders.led_groups(ctx.db, ctx.member)
 
     def label(self, ctx: Ctx, item: ProducerGroup) -> str:
         return item.name
@@ -72,7 +74,7 @@ class LeaderKind(Screen):
 
     def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
         options = [ctx.t("Sell produce"), ctx.t("Buy inputs")]
-        if offers.open_offers_for(ctx.db, ctx.contact, ctx.today):
+        if offers.open_offers_for(ctx.db, ctx.member, ctx.today):
             options.append(ctx.t("Sell to a buyer's offer"))
         return menu_text(ctx, ctx.t("New group order:"), options)
 
@@ -83,7 +85,7 @@ class LeaderKind(Screen):
                 "leader_crop_sell" if kind == "sell" else "leader_crop_buy",
                 {**params, "kind": kind},
             )
-        if value == "3" and offers.open_offers_for(ctx.db, ctx.contact, ctx.today):
+        if value == "3" and offers.open_offers_for(ctx.db, ctx.member, ctx.today):
             return Go("leader_offer", {**params, "kind": "sell"})
         return invalid(ctx)
 
@@ -99,7 +101,7 @@ class LeaderOffer(ListScreen):
         return ctx.t("Buyers' offers:")
 
     def items(self, ctx: Ctx, params: dict[str, Any]) -> list[BuyOffer]:
-        return offers.open_offers_for(ctx.db, ctx.contact, ctx.today)
+        return offers.open_offers_for(ctx.db, ctx.member, ctx.today)
 
     def label(self, ctx: Ctx, item: BuyOffer) -> str:
         return f"{item.buyer.name[:14]} {item.commodity.short(ctx.lang)} {ctx.t.money(item.price, item.currency)}"
@@ -131,7 +133,7 @@ class LeaderCropBuy(CropList):
 
 
 def _crop(ctx: Ctx, params: dict[str, Any]) -> Commodity:
-    return ctx.db.get(Commodity, params["commodity"])
+    return ctx.db.get_one(Commodity, params["commodity"])
 
 
 @screen("leader_qty")
@@ -184,14 +186,15 @@ class LeaderConfirm(ConfirmScreen):
 
     def summary(self, ctx: Ctx, params: dict[str, Any]) -> str:
         crop = _crop(ctx, params)
-        group = ctx.db.get(ProducerGroup, params["group"])
-        verb = ctx.t("Sell") if params["kind"] == "sell" else ctx.t("Buy")
+        group = ctx.db.get_one(ProducerGroup, params["group"])
+        msgid = (
+            N_("Sell %(qty)s at %(price)s each, %(days)s days?")
+            if params["kind"] == "sell"
+            else N_("Buy %(qty)s at %(price)s each, %(days)s days?")
+        )
         return ctx.t(
-            "%(verb)s %(qty)s %(unit)s %(crop)s at %(price)s, %(days)s days?",
-            verb=verb,
-            qty=texts.quantity(ctx.t, decimal.Decimal(params["qty"])),
-            unit=crop.default_unit.label(ctx.lang),
-            crop=crop.name(ctx.lang),
+            msgid,
+            qty=quantity_phrase(ctx.t, decimal.Decimal(params["qty"]), crop.default_unit, crop),
             price=ctx.t.money(
                 decimal.Decimal(params["price"]), group.market.currency if group.market else "KES"
             ),
@@ -204,8 +207,8 @@ class LeaderConfirm(ConfirmScreen):
         def apply() -> int:
             order = orders.open_order(
                 ctx.db,
-                ctx.contact,
-                ctx.db.get(ProducerGroup, params["group"]),
+                ctx.member,
+                ctx.db.get_one(ProducerGroup, params["group"]),
                 kind=params["kind"],
                 commodity=crop,
                 target_quantity=decimal.Decimal(params["qty"]),
@@ -233,7 +236,7 @@ class LeaderOrders(ListScreen):
         return ctx.t("Your group's orders:")
 
     def items(self, ctx: Ctx, params: dict[str, Any]) -> list[GroupOrder]:
-        return orders.orders_led_by(ctx.db, ctx.contact)
+        return orders.orders_led_by(ctx.db, ctx.member)
 
     def label(self, ctx: Ctx, item: GroupOrder) -> str:
         return texts.order_label(ctx.t, item)
@@ -310,7 +313,7 @@ class LeaderClose(ConfirmScreen):
     def confirm(self, ctx: Ctx, params: dict[str, Any]) -> Move:
         try:
             ctx.effect(
-                "close", lambda: orders.close(ctx.db, params["order"], ctx.contact, now=utcnow()).id
+                "close", lambda: orders.close(ctx.db, params["order"], ctx.member, now=utcnow()).id
             )
         except orders.OrderError as error:
             return order_error(ctx, error)
@@ -328,7 +331,7 @@ class LeaderCancel(ConfirmScreen):
         try:
             ctx.effect(
                 "cancel",
-                lambda: orders.cancel(ctx.db, params["order"], ctx.contact, now=utcnow()).id,
+                lambda: orders.cancel(ctx.db, params["order"], ctx.member, now=utcnow()).id,
             )
         except orders.OrderError as error:
             return order_error(ctx, error)

@@ -16,7 +16,7 @@ from smsgw.services import orders
 
 def order_of(ctx: Ctx, params: dict[str, Any]) -> GroupOrder:
     """The order the flow is about."""
-    return ctx.db.get(GroupOrder, params["order"])
+    return ctx.db.get_one(GroupOrder, params["order"])
 
 
 def order_error(ctx: Ctx, error: orders.OrderError) -> End:
@@ -34,7 +34,7 @@ class OrderList(ListScreen):
         return ctx.t("Open group orders:")
 
     def items(self, ctx: Ctx, params: dict[str, Any]) -> list[GroupOrder]:
-        return orders.open_orders_for(ctx.db, ctx.contact, utcnow())
+        return orders.open_orders_for(ctx.db, ctx.member, utcnow())
 
     def label(self, ctx: Ctx, item: GroupOrder) -> str:
         return texts.order_label(ctx.t, item)
@@ -53,7 +53,7 @@ class OrderDetail(Screen):
     def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
         order = order_of(ctx, params)
         mine = next(
-            (c for c in orders.commitments(ctx.db, order) if c.contact_id == ctx.contact.id), None
+            (c for c in orders.commitments(ctx.db, order) if c.contact_id == ctx.member.id), None
         )
         lines = [texts.order_summary(ctx.t, order, orders.totals(ctx.db, order), mine)]
         lines.append("1 " + (ctx.t("Change my quantity") if mine else ctx.t("Commit a quantity")))
@@ -106,7 +106,7 @@ class OrderConfirm(ConfirmScreen):
             result = orders.commit(
                 ctx.db,
                 order.id,
-                ctx.contact,
+                ctx.member,
                 decimal.Decimal(params["qty"]),
                 now=utcnow(),
                 event_key=f"ussd:{ctx.ussd.session_id}:{ctx.step}",
@@ -135,7 +135,7 @@ class OrderWithdraw(ConfirmScreen):
                 orders.withdraw(
                     ctx.db,
                     order.id,
-                    ctx.contact,
+                    ctx.member,
                     now=utcnow(),
                     event_key=f"ussd:{ctx.ussd.session_id}:{ctx.step}",
                 ).total

@@ -10,7 +10,7 @@ from smsgw.conversations.ussd.layout import nav
 from smsgw.conversations.ussd.widgets import ListScreen, invalid
 from smsgw.messaging import outbox
 from smsgw.models import Commodity, Market, UssdSession
-from smsgw.services import catalog, contacts, prices, subscriptions
+from smsgw.services import catalog, contacts, prices, standard_texts, subscriptions
 
 
 class CropList(ListScreen):
@@ -74,8 +74,8 @@ class PriceResult(Screen):
     """Prices, step 3: the price, its trend and the best nearby market; subscribe."""
 
     def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
-        commodity = ctx.db.get(Commodity, params["commodity"])
-        market = ctx.db.get(Market, params["market"])
+        commodity = ctx.db.get_one(Commodity, params["commodity"])
+        market = ctx.db.get_one(Market, params["market"])
         quote = prices.latest_quote(ctx.db, commodity, market, ctx.today)
         if quote is None:
             body = ctx.t(
@@ -86,7 +86,7 @@ class PriceResult(Screen):
         else:
             options = ["1 " + ctx.t("Get this by SMS daily"), *nav(ctx)]
             budget = MAX_SCREEN - len("\n".join(options)) - 1
-            body = texts.price_line(ctx.t, quote, prices.best_nearby(ctx.db, quote), budget)
+            body = texts.price_answer(ctx.t, ctx.db, quote, ctx.today, ctx.settings, budget)
             viewed = ctx.state.setdefault(UssdSession.PRICES_VIEWED, [])
             if commodity.code not in viewed:
                 viewed.append(commodity.code)
@@ -95,14 +95,16 @@ class PriceResult(Screen):
     def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
         if value != "1":
             return invalid(ctx)
-        commodity = ctx.db.get(Commodity, params["commodity"])
-        market = ctx.db.get(Market, params["market"])
+        commodity = ctx.db.get_one(Commodity, params["commodity"])
+        market = ctx.db.get_one(Market, params["market"])
 
-        def apply() -> bool:
+        def apply() -> str:
             ctx.contact = ctx.contact or contacts.get_or_create_contact(ctx.db, ctx.phone, ctx.lang)
-            return subscriptions.subscribe(ctx.db, ctx.contact, commodity, market)
+            return subscriptions.add_alert(ctx.db, ctx.contact, commodity, market)
 
-        ctx.effect("subscribe", apply)
+        if ctx.effect("subscribe", apply) == "full":
+            assert ctx.contact is not None
+            return End(texts.alerts_full(ctx.t, subscriptions.list_for(ctx.db, ctx.contact)))
         return End(
             ctx.t(
                 "Done: %(crop)s prices for %(market)s by SMS every morning. Send STOP to end.",
@@ -122,35 +124,62 @@ class StandardCrop(CropList):
 
 @screen("standards_grade")
 class StandardGrade(Screen):
-    """Buyer standards, step 2: one grade per screen with its limits; send by SMS."""
+    """Buyer standards, step 2: one grade per screen with all its limits; send by SMS.
+
+    The screen, the SMS it sends and the STD keyword share one composition
+    (``services.standard_texts``); a grade too long for one screen goes on over "9 More"
+    pages, its safety limits on the first one.
+    """
 
     def _grades(self, ctx: Ctx, params: dict[str, Any]):
-        commodity = ctx.db.get(Commodity, params["commodity"])
-        return commodity, catalog.grades_for(ctx.db, commodity)
+        commodity = ctx.db.get_one(Commodity, params["commodity"])
+        grades = catalog.grades_for(ctx.db, commodity)
+        return commodity, grades, standard_texts.reference_grade(grades)
+
+    def _options(self, ctx: Ctx, more: str | None) -> list[str]:
+        return ["1 " + ctx.t("Send by SMS"), *([more] if more else []), *nav(ctx)]
+
+    def _pages(self, ctx: Ctx, params: dict[str, Any]):
+        commodity, grades, reference = self._grades(ctx, params)
+        if not grades:
+            return commodity, grades, None, []
+        grade = grades[params.get("page", 0) % len(grades)]
+        longest = max(ctx.t("9 More"), ctx.t("9 Next grade"), key=len)
+        # Room for the invalid-choice line too: a wrong key is answered, never re-shown silently.
+        hint = invalid(ctx).hint
+        budget = MAX_SCREEN - len("\n".join(self._options(ctx, longest))) - len(hint) - 2
+        pages = standard_texts.grade_pages(ctx.t, commodity, grade, reference, budget)
+        return commodity, grades, grade, pages
+
+    def _more(self, ctx: Ctx, params: dict[str, Any], grades: list, pages: list[str]) -> str | None:
+        """What 9 does here: the rest of this grade, else the next grade, else nothing."""
+        if params.get("part", 0) + 1 < len(pages):
+            return ctx.t("9 More")
+        return ctx.t("9 Next grade") if len(grades) > 1 else None
 
     def render(self, ctx: Ctx, params: dict[str, Any]) -> str | End:
-        commodity, grades = self._grades(ctx, params)
+        commodity, grades, _grade, pages = self._pages(ctx, params)
         if not grades:
             return End(ctx.t("No grades recorded for %(crop)s yet.", crop=commodity.name(ctx.lang)))
-        grade = grades[params.get("page", 0) % len(grades)]
-        lines = [texts.grade_limits(ctx.t, commodity, grade), "1 " + ctx.t("Send by SMS")]
-        if len(grades) > 1:
-            lines.append(ctx.t("9 Next grade"))
-        return "\n".join([*lines, *nav(ctx)])
+        body = pages[min(params.get("part", 0), len(pages) - 1)]
+        return "\n".join([body, *self._options(ctx, self._more(ctx, params, grades, pages))])
 
     def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
-        commodity, grades = self._grades(ctx, params)
-        if value == "9" and len(grades) > 1:
-            return Go("standards_grade", {**params, "page": params.get("page", 0) + 1})
+        commodity, grades, grade, pages = self._pages(ctx, params)
+        if value == "9" and grades and self._more(ctx, params, grades, pages):
+            part = params.get("part", 0)
+            if part + 1 < len(pages):  # the rest of this grade's limits first
+                return Go("standards_grade", {**params, "part": part + 1})
+            return Go("standards_grade", {**params, "page": params.get("page", 0) + 1, "part": 0})
         if value != "1" or not grades:
             return invalid(ctx)
-        grade = grades[params.get("page", 0) % len(grades)]
+        reference = standard_texts.reference_grade(grades)
 
         def apply() -> int:
             return outbox.enqueue(
                 ctx.db,
                 to=ctx.phone,
-                text=texts.grade_sms(ctx.t, commodity, grade),
+                text=standard_texts.grade_text(ctx.t, commodity, grade, reference),
                 purpose="reply",
                 key=f"ussd:{ctx.ussd.session_id}:{ctx.step}:grade",
                 lang=ctx.lang,

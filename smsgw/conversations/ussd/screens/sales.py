@@ -17,7 +17,7 @@ from smsgw.conversations.ussd.widgets import (
     menu_text,
 )
 from smsgw.i18n import N_
-from smsgw.models import Commodity, Unit
+from smsgw.models import Commodity, Market, Unit
 from smsgw.services import sales
 
 BUYERS = [
@@ -29,11 +29,19 @@ BUYERS = [
 
 
 def _unit(ctx: Ctx, params: dict[str, Any]) -> Unit:
-    return ctx.db.get(Unit, params["unit"])
+    return ctx.db.get_one(Unit, params["unit"])
 
 
 def _crop(ctx: Ctx, params: dict[str, Any]) -> Commodity:
-    return ctx.db.get(Commodity, params["commodity"])
+    return ctx.db.get_one(Commodity, params["commodity"])
+
+
+def _home(ctx: Ctx) -> Market:
+    """The caller's home market: its currency prices the sale (set when they registered)."""
+    home = ctx.member.home_market
+    if home is None:
+        raise LookupError(f"sale reported by a caller with no home market ({ctx.phone})")
+    return home
 
 
 @screen("sale")
@@ -91,7 +99,7 @@ class SalePrice(NumberScreen):
     """Step 4: the price received per unit; an unusual price asks to check."""
 
     def prompt(self, ctx: Ctx, params: dict[str, Any]) -> str:
-        home = ctx.contact.home_market
+        home = _home(ctx)
         return ctx.t(
             "Price received per %(unit)s (%(currency)s)?",
             unit=_unit(ctx, params).label(ctx.lang),
@@ -103,7 +111,7 @@ class SalePrice(NumberScreen):
         plausible = sales.is_plausible(
             ctx.db,
             _crop(ctx, params),
-            ctx.contact.home_market,
+            ctx.member.home_market,
             amount,
             _unit(ctx, params),
             ctx.today,
@@ -118,7 +126,7 @@ class SaleCheck(Screen):
     resumable = True
 
     def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
-        price = ctx.t.money(decimal.Decimal(params["price"]), ctx.contact.home_market.currency)
+        price = ctx.t.money(decimal.Decimal(params["price"]), _home(ctx).currency)
         title = ctx.t(
             "%(price)s per %(unit)s is far from recent market prices. Is it right?",
             price=price,
@@ -168,14 +176,14 @@ class SaleConfirm(ConfirmScreen):
             ),
             unit=_unit(ctx, params).label(ctx.lang),
             crop=_crop(ctx, params).name(ctx.lang),
-            price=ctx.t.money(decimal.Decimal(params["price"]), ctx.contact.home_market.currency),
+            price=ctx.t.money(decimal.Decimal(params["price"]), _home(ctx).currency),
         )
 
     def confirm(self, ctx: Ctx, params: dict[str, Any]) -> Move:
         def apply() -> int:
             return sales.report_sale(
                 ctx.db,
-                ctx.contact,
+                ctx.member,
                 commodity=_crop(ctx, params),
                 quantity=decimal.Decimal(params["qty"]),
                 unit=_unit(ctx, params),

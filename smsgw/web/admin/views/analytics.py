@@ -38,7 +38,10 @@ def _choices(session: so.Session) -> tuple[str, str, list[tuple[str, str]]]:
     Ends the request's read transaction and gives its connection back to the pool: the
     report reads in a session of its own and writes the cache row in another.
     """
-    commodities = [(c.code, c.name("en")) for c in session.scalars(sa.select(Commodity).where(Commodity.kind == "produce").order_by(Commodity.code))]
+    commodities = [
+        (c.code, c.name("en"))
+        for c in session.scalars(sa.select(Commodity).where(Commodity.kind == "produce").order_by(Commodity.code))
+    ]
     freq = request.args.get("freq", "month")
     code = request.args.get("commodity", "")
     if freq not in FREQS or (code and code not in dict(commodities)):

@@ -9,10 +9,10 @@ import sqlalchemy.orm as so
 from flask import current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from smsgw.conversations.bulletin_texts import daily_text, weekly_text
 from smsgw.messaging.encoding import encode_for_sms
 from smsgw.models import BulletinRun, Contact, Market, Subscription
 from smsgw.phones import InvalidPhone, normalize_phone
+from smsgw.services.bulletin_texts import daily_text, weekly_text
 from smsgw.services.bulletins import Policy, estimated_cost, run_bulletin
 from smsgw.web.admin import audit, bp
 from smsgw.web.admin.auth import requires
@@ -27,16 +27,18 @@ SUGGESTIONS = 200
 
 def _send_form(session: so.Session) -> SendBulletinForm:
     form = SendBulletinForm()
-    form.market.choices = options((m.code, f"{m.name} ({m.code})") for m in session.scalars(sa.select(Market).order_by(Market.country, Market.name)))
+    form.market.choices = options(
+        (m.code, f"{m.name} ({m.code})")
+        for m in session.scalars(sa.select(Market).order_by(Market.country, Market.name))
+    )
     return form
 
 
 def _preview(session: so.Session, person: Contact, day: dt.date) -> list[dict[str, object]]:
     """The contact's daily and weekly texts for ``day``, as they would go on the wire."""
-    stale = int(current_app.config["BULLETIN_STALE_DAYS"])
-    shown = []
+    shown: list[dict[str, object]] = []
     for kind, compose in (("daily", daily_text), ("weekly", weekly_text)):
-        text = compose(session, person, day, stale)
+        text = compose(session, person, day, current_app.config)
         encoded = encode_for_sms(text, person.language) if text else None
         shown.append({"kind": kind, "text": encoded.text if encoded else None, "encoded": encoded})
     return shown
@@ -64,7 +66,10 @@ def bulletins() -> str:
             else:
                 preview = _preview(session, person, day)
     runs = session.scalars(
-        sa.select(BulletinRun).options(so.joinedload(BulletinRun.market)).order_by(BulletinRun.started_at.desc(), BulletinRun.id.desc()).limit(RUNS)
+        sa.select(BulletinRun)
+        .options(so.joinedload(BulletinRun.market))
+        .order_by(BulletinRun.started_at.desc(), BulletinRun.id.desc())
+        .limit(RUNS)
     ).all()
     subscribers = session.execute(
         sa.select(Contact.phone, Contact.name, Contact.language)
@@ -86,7 +91,8 @@ def send_bulletin() -> Response:
     if not form.validate_on_submit():
         flash(tr("Choose a market and a bulletin."), "error")
         return redirect(url_for("admin.bulletins"))
-    market = session.scalar(sa.select(Market).where(Market.code == form.market.data))
+    # The form only accepts a market code from the catalog.
+    market = session.scalars(sa.select(Market).where(Market.code == form.market.data)).one()
     day = dt.datetime.now(ZoneInfo(market.timezone)).date()
     # run_bulletin works in its own transactions (one per batch of subscribers).
     report = run_bulletin(get_db(), form.kind.data, market.code, day, Policy.from_settings(current_app.config))

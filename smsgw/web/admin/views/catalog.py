@@ -25,18 +25,31 @@ def catalog() -> str:
     """Everything farmers can ask about, on one page with a section per kind."""
     session = db()
     commodities = session.scalars(
-        sa.select(Commodity).options(so.selectinload(Commodity.aliases), so.joinedload(Commodity.default_unit)).order_by(Commodity.kind, Commodity.code)
+        sa.select(Commodity)
+        .options(so.selectinload(Commodity.aliases), so.joinedload(Commodity.default_unit))
+        .order_by(Commodity.kind, Commodity.code)
     ).all()
     aliases = {c.id: _aliases_by_lang(c) for c in commodities}
-    units = session.scalars(sa.select(Unit).options(so.selectinload(Unit.aliases)).order_by(Unit.base, Unit.factor)).all()
-    markets = session.scalars(sa.select(Market).options(so.selectinload(Market.aliases)).order_by(Market.country, Market.name)).all()
+    units = session.scalars(
+        sa.select(Unit).options(so.selectinload(Unit.aliases)).order_by(Unit.base, Unit.factor)
+    ).all()
+    markets = session.scalars(
+        sa.select(Market).options(so.selectinload(Market.aliases)).order_by(Market.country, Market.name)
+    ).all()
     grades = session.scalars(
-        sa.select(Grade).options(so.joinedload(Grade.commodity), so.selectinload(Grade.limits)).order_by(Grade.commodity_id, Grade.buyer_id.nulls_first(), Grade.rank)
+        sa.select(Grade)
+        .options(so.joinedload(Grade.commodity), so.selectinload(Grade.limits))
+        .order_by(Grade.commodity_id, Grade.buyer_id.nulls_first(), Grade.rank)
     ).all()
     buyers = session.scalars(sa.select(Buyer).options(so.joinedload(Buyer.market)).order_by(Buyer.name)).all()
     offers = session.scalars(
         sa.select(BuyOffer)
-        .options(so.joinedload(BuyOffer.buyer), so.joinedload(BuyOffer.commodity), so.joinedload(BuyOffer.grade), so.joinedload(BuyOffer.unit))
+        .options(
+            so.joinedload(BuyOffer.buyer),
+            so.joinedload(BuyOffer.commodity),
+            so.joinedload(BuyOffer.grade),
+            so.joinedload(BuyOffer.unit),
+        )
         .order_by(BuyOffer.status.desc(), BuyOffer.window_end.desc())
         .limit(200)
     ).all()
@@ -91,13 +104,19 @@ def commodity_edit(commodity_id: int) -> Response | str:
         twice = {word for word in every if every.count(word) > 1}
         taken = _aliases_taken(session, commodity, set(every))
         if twice:
-            form.form_errors.append(tr("A word can be an alias in one language only: %(words)s", words=", ".join(sorted(twice))))
+            form.form_errors.append(
+                tr("A word can be an alias in one language only: %(words)s", words=", ".join(sorted(twice)))
+            )
         elif taken:
             form.form_errors.append(tr("Already used by another commodity: %(words)s", words=", ".join(sorted(taken))))
         else:
             before = {"names": commodity.names, "short_names": commodity.short_names, "aliases": current}
             _apply(session, commodity, form.names("name"), form.names("short"), wanted)
-            after = {"names": commodity.names, "short_names": commodity.short_names, "aliases": {lang: sorted(words) for lang, words in wanted.items() if words}}
+            after = {
+                "names": commodity.names,
+                "short_names": commodity.short_names,
+                "aliases": {lang: sorted(words) for lang, words in wanted.items() if words},
+            }
             old, new = audit.changed(before, after)
             if new:
                 audit.record(session, "update", "commodity", commodity.id, old, new)
@@ -110,12 +129,22 @@ def commodity_edit(commodity_id: int) -> Response | str:
 def _aliases_taken(session: so.Session, commodity: Commodity, words: set[str]) -> set[str]:
     if not words:
         return set()
-    return set(session.scalars(
-        sa.select(CommodityAlias.alias).where(CommodityAlias.alias.in_(words), CommodityAlias.commodity_id != commodity.id)
-    ).all())
+    return set(
+        session.scalars(
+            sa.select(CommodityAlias.alias).where(
+                CommodityAlias.alias.in_(words), CommodityAlias.commodity_id != commodity.id
+            )
+        ).all()
+    )
 
 
-def _apply(session: so.Session, commodity: Commodity, names: dict[str, str], shorts: dict[str, str], wanted: dict[str, set[str]]) -> None:
+def _apply(
+    session: so.Session,
+    commodity: Commodity,
+    names: dict[str, str],
+    shorts: dict[str, str],
+    wanted: dict[str, set[str]],
+) -> None:
     """Set names and make the alias rows match ``wanted`` (a word keeps its row if kept)."""
     commodity.names = names
     commodity.short_names = shorts

@@ -73,8 +73,12 @@ def dashboard_stats(session: so.Session, settings: Mapping[str, Any], now: dt.da
     today, month = local_bounds(ZoneInfo(settings["SMSGW_TIMEZONE"]), now)
     out = OutboundMessage
     stats = Stats()
-    stats.inbound_today = session.scalar(sa.select(sa.func.count(InboundMessage.id)).where(InboundMessage.received_at >= today)) or 0
-    by_status = session.execute(sa.select(out.status, sa.func.count(out.id)).where(out.created_at >= today).group_by(out.status)).all()
+    stats.inbound_today = (
+        session.scalar(sa.select(sa.func.count(InboundMessage.id)).where(InboundMessage.received_at >= today)) or 0
+    )
+    by_status = session.execute(
+        sa.select(out.status, sa.func.count(out.id)).where(out.created_at >= today).group_by(out.status)
+    ).all()
     stats.status_today = {status: count for status, count in by_status}
     stats.outbound_today = sum(stats.status_today.values())
     final = sum(stats.status_today.get(status, 0) for status in FINAL)
@@ -92,27 +96,40 @@ def dashboard_stats(session: so.Session, settings: Mapping[str, Any], now: dt.da
     ]
     # Estimated cost: segments times the configured price, in the currency of the
     # recipient's country (its markets' currency); the gateway's own figure beside it.
-    currencies = dict(session.execute(sa.select(Market.country, sa.func.min(Market.currency)).group_by(Market.country)).all())
+    currencies = dict(
+        session.execute(sa.select(Market.country, sa.func.min(Market.currency)).group_by(Market.country)).all()
+    )
     prefix = sa.func.substr(out.to_phone, 1, 4)
-    for head, segments in session.execute(sa.select(prefix, sa.func.sum(out.segments)).where(out.created_at >= month).group_by(prefix)):
+    for head, segments in session.execute(
+        sa.select(prefix, sa.func.sum(out.segments)).where(out.created_at >= month).group_by(prefix)
+    ):
         segments = int(segments or 0)
         stats.segments_month += segments
-        currency = currencies.get(country_of_prefix(head or ""))
+        country = country_of_prefix(head or "")
+        currency = currencies.get(country) if country else None
         if currency:
-            stats.cost_month[currency] = stats.cost_month.get(currency, decimal.Decimal(0)) + estimated_cost(segments, currency, settings)
+            stats.cost_month[currency] = stats.cost_month.get(currency, decimal.Decimal(0)) + estimated_cost(
+                segments, currency, settings
+            )
     for currency, total in session.execute(
         sa.select(out.cost_currency, sa.func.sum(out.cost))
         .where(out.created_at >= month, out.cost.is_not(None), out.cost_currency.is_not(None))
         .group_by(out.cost_currency)
     ):
-        stats.reported_cost_month[currency] = decimal.Decimal(total)
+        if currency is not None and total is not None:  # both excluded by the query already
+            stats.reported_cost_month[currency] = decimal.Decimal(total)
     stats.waiting, stats.oldest_waiting = session.execute(
         sa.select(sa.func.count(out.id), sa.func.min(out.created_at)).where(out.status == "queued")
     ).one()
-    stats.pending_prices = session.scalar(sa.select(sa.func.count(PriceObservation.id)).where(PriceObservation.status == "pending")) or 0
+    stats.pending_prices = (
+        session.scalar(sa.select(sa.func.count(PriceObservation.id)).where(PriceObservation.status == "pending")) or 0
+    )
     stats.open_orders = session.scalar(sa.select(sa.func.count(GroupOrder.id)).where(GroupOrder.status == "open")) or 0
     stats.last_run = session.scalar(
-        sa.select(BulletinRun).options(so.joinedload(BulletinRun.market)).order_by(BulletinRun.started_at.desc(), BulletinRun.id.desc()).limit(1)
+        sa.select(BulletinRun)
+        .options(so.joinedload(BulletinRun.market))
+        .order_by(BulletinRun.started_at.desc(), BulletinRun.id.desc())
+        .limit(1)
     )
     return stats
 

@@ -7,7 +7,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from werkzeug.wrappers import Response
 
 from smsgw.conversations.sms.intake import retry_inbound
-from smsgw.db import utcnow
+from smsgw.db import rowcount, utcnow
 from smsgw.models import DeliveryReport, InboundMessage, OutboundMessage
 from smsgw.web.admin import audit, bp
 from smsgw.web.admin.auth import requires
@@ -25,7 +25,9 @@ def _filter_form() -> MessageFilterForm:
     form = MessageFilterForm(request.args)
     form.direction.choices = options([("out", tr("outbound")), ("in", tr("inbound"))])
     if request.args.get("direction") == "in":
-        form.status.choices = options([("", tr("any")), ("received", tr("received")), ("handled", tr("handled")), ("error", tr("error"))])
+        form.status.choices = options(
+            [("", tr("any")), ("received", tr("received")), ("handled", tr("handled")), ("error", tr("error"))]
+        )
     else:
         form.status.choices = choices("outbox", blank=tr("any"))
     form.purpose.choices = choices("purpose", blank=tr("any"))
@@ -45,14 +47,19 @@ def messages() -> str:
     form = _filter_form()
     phone = _digits(form.phone.data)
     if form.direction.data == "in":
-        query = sa.select(InboundMessage).options(so.joinedload(InboundMessage.contact))
+        inbound = sa.select(InboundMessage).options(so.joinedload(InboundMessage.contact))
         if phone:
-            query = query.where(InboundMessage.from_phone.like(like_pattern(phone), escape="\\"))
+            inbound = inbound.where(InboundMessage.from_phone.like(like_pattern(phone), escape="\\"))
         if form.status.data in INBOUND_STATUSES:  # an outbound state left in the URL filters nothing
-            query = query.where(InboundMessage.status == form.status.data)
-        page = paginate(session, query.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc()))
+            inbound = inbound.where(InboundMessage.status == form.status.data)
+        page = paginate(session, inbound.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc()))
         return render_template(
-            "admin/messages.html", form=form, page=page, inbound=True, action_form=ActionForm(), page_args=args_without_page(),
+            "admin/messages.html",
+            form=form,
+            page=page,
+            inbound=True,
+            action_form=ActionForm(),
+            page_args=args_without_page(),
         )
     query = sa.select(OutboundMessage).options(so.joinedload(OutboundMessage.contact))
     if form.status.data:
@@ -62,10 +69,17 @@ def messages() -> str:
     if phone:
         query = query.where(OutboundMessage.to_phone.like(like_pattern(phone), escape="\\"))
     if form.reason.data:
-        query = query.where(sa.func.lower(OutboundMessage.last_error).like(like_pattern(form.reason.data.lower()), escape="\\"))
+        query = query.where(
+            sa.func.lower(OutboundMessage.last_error).like(like_pattern(form.reason.data.lower()), escape="\\")
+        )
     page = paginate(session, query.order_by(OutboundMessage.created_at.desc(), OutboundMessage.id.desc()))
     return render_template(
-        "admin/messages.html", form=form, page=page, inbound=False, action_form=ActionForm(), page_args=args_without_page(),
+        "admin/messages.html",
+        form=form,
+        page=page,
+        inbound=False,
+        action_form=ActionForm(),
+        page_args=args_without_page(),
     )
 
 
@@ -99,7 +113,7 @@ def retry(message_id: int) -> Response:
     if found.gateway_message_id:
         trace += f" (first attempt {found.gateway_message_id})"
     # Conditional on the status, so a double click or two operators queue it once.
-    done = session.execute(
+    done = rowcount(session.execute(
         sa.update(OutboundMessage)
         .where(OutboundMessage.id == found.id, OutboundMessage.status == "failed")
         .values(
@@ -107,7 +121,7 @@ def retry(message_id: int) -> Response:
             last_error=trace[:500],
         )
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     session.refresh(found)
     if done:
         audit.record(session, "retry", "outbound_message", found.id, before, audit.snapshot(found, RETRY_FIELDS))

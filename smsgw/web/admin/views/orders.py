@@ -26,14 +26,34 @@ def orders() -> str:
     """Open orders (soonest deadline first), then past orders (newest first)."""
     session = db()
     open_rows = session.scalars(
-        sa.select(GroupOrder).options(*_order_options()).where(GroupOrder.status == "open").order_by(GroupOrder.deadline).limit(200)
+        sa.select(GroupOrder)
+        .options(*_order_options())
+        .where(GroupOrder.status == "open")
+        .order_by(GroupOrder.deadline)
+        .limit(200)
     ).all()
-    past = paginate(session, sa.select(GroupOrder).options(*_order_options()).where(GroupOrder.status != "open").order_by(GroupOrder.created_at.desc(), GroupOrder.id.desc()))
+    past = paginate(
+        session,
+        sa.select(GroupOrder)
+        .options(*_order_options())
+        .where(GroupOrder.status != "open")
+        .order_by(GroupOrder.created_at.desc(), GroupOrder.id.desc()),
+    )
     ids = [order.id for order in open_rows] + [order.id for order in past.rows]
-    members = dict(session.execute(
-        sa.select(Commitment.order_id, sa.func.count(Commitment.id)).where(Commitment.order_id.in_(ids)).group_by(Commitment.order_id)
-    ).all()) if ids else {}
-    return render_template("admin/orders.html", open_orders=open_rows, past=past, members=members, page_args=args_without_page())
+    members = (
+        dict(
+            session.execute(
+                sa.select(Commitment.order_id, sa.func.count(Commitment.id))
+                .where(Commitment.order_id.in_(ids))
+                .group_by(Commitment.order_id)
+            ).all()
+        )
+        if ids
+        else {}
+    )
+    return render_template(
+        "admin/orders.html", open_orders=open_rows, past=past, members=members, page_args=args_without_page()
+    )
 
 
 @bp.get("/orders/<int:order_id>")
@@ -41,7 +61,11 @@ def orders() -> str:
 def order(order_id: int) -> str:
     """One order: who committed how much, delivered, and what it comes to."""
     session = db()
-    found = session.scalar(sa.select(GroupOrder).options(*_order_options(), so.selectinload(GroupOrder.price_tiers)).where(GroupOrder.id == order_id)) or abort(404)
+    found = session.scalar(
+        sa.select(GroupOrder)
+        .options(*_order_options(), so.selectinload(GroupOrder.price_tiers))
+        .where(GroupOrder.id == order_id)
+    ) or abort(404)
     commitments = session.scalars(
         sa.select(Commitment).options(so.joinedload(Commitment.contact), so.joinedload(Commitment.unit))
         .where(Commitment.order_id == found.id).order_by(Commitment.created_at, Commitment.id)

@@ -39,7 +39,7 @@ def people() -> str:
     q = (form.q.data or "").strip() if form.validate() else ""
     if q:
         digits = "".join(ch for ch in q if ch.isdigit())
-        found = sa.func.lower(Contact.name).like(like_pattern(q.lower()), escape="\\")
+        found: sa.ColumnElement[bool] = sa.func.lower(Contact.name).like(like_pattern(q.lower()), escape="\\")
         # A national number (0712...) matches the stored E.164 (+254712...) without its 0.
         for part in {digits, digits.lstrip("0")}:
             if len(part) >= 3:
@@ -75,10 +75,16 @@ def contact(contact_id: int) -> Response | str:
         sa.select(Membership).options(so.joinedload(Membership.group)).where(Membership.contact_id == person.id)
     ).all()
     inbound = session.scalars(
-        sa.select(InboundMessage).where(InboundMessage.from_phone == person.phone).order_by(InboundMessage.received_at.desc()).limit(HISTORY)
+        sa.select(InboundMessage)
+        .where(InboundMessage.from_phone == person.phone)
+        .order_by(InboundMessage.received_at.desc())
+        .limit(HISTORY)
     ).all()
     outbound = session.scalars(
-        sa.select(OutboundMessage).where(OutboundMessage.to_phone == person.phone).order_by(OutboundMessage.created_at.desc()).limit(HISTORY)
+        sa.select(OutboundMessage)
+        .where(OutboundMessage.to_phone == person.phone)
+        .order_by(OutboundMessage.created_at.desc())
+        .limit(HISTORY)
     ).all()
     history = sorted(
         [("in", m.received_at, m) for m in inbound] + [("out", m.created_at, m) for m in outbound],
@@ -102,12 +108,20 @@ def groups() -> str:
     session = db()
     rows = session.scalars(
         sa.select(ProducerGroup)
-        .options(so.joinedload(ProducerGroup.market), so.selectinload(ProducerGroup.memberships).joinedload(Membership.contact), so.selectinload(ProducerGroup.commodities))
+        .options(
+            so.joinedload(ProducerGroup.market),
+            so.selectinload(ProducerGroup.memberships).joinedload(Membership.contact),
+            so.selectinload(ProducerGroup.commodities),
+        )
         .order_by(ProducerGroup.name)
     ).all()
-    open_orders = dict(session.execute(
-        sa.select(GroupOrder.group_id, sa.func.count(GroupOrder.id)).where(GroupOrder.status == "open").group_by(GroupOrder.group_id)
-    ).all())
+    open_orders = dict(
+        session.execute(
+            sa.select(GroupOrder.group_id, sa.func.count(GroupOrder.id))
+            .where(GroupOrder.status == "open")
+            .group_by(GroupOrder.group_id)
+        ).all()
+    )
     return render_template("admin/groups.html", groups=rows, open_orders=open_orders)
 
 
@@ -138,7 +152,9 @@ def reporters() -> str:
     """Price reporters: their markets, trust and whether they may report."""
     session = db()
     rows = session.scalars(
-        sa.select(PriceReporter).options(so.joinedload(PriceReporter.contact), so.selectinload(PriceReporter.markets)).order_by(PriceReporter.id)
+        sa.select(PriceReporter)
+        .options(so.joinedload(PriceReporter.contact), so.selectinload(PriceReporter.markets))
+        .order_by(PriceReporter.id)
     ).all()
     forms = {row.id: ReporterForm(obj=row, prefix=f"r{row.id}") for row in rows}
     records = {record.reporter_id: record for record in price_review.reporter_records(session)}

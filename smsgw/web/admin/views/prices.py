@@ -25,8 +25,12 @@ REVIEW_PAGE = 20
 def _filter_form(session: so.Session) -> PriceFilterForm:
     form = PriceFilterForm(request.args)
     any_ = [("", tr("any"))]
-    form.commodity.choices = options(any_ + [(str(c.id), c.name("en")) for c in session.scalars(sa.select(Commodity).order_by(Commodity.code))])
-    form.market.choices = options(any_ + [(str(m.id), m.name) for m in session.scalars(sa.select(Market).order_by(Market.name))])
+    form.commodity.choices = options(
+        any_ + [(str(c.id), c.name("en")) for c in session.scalars(sa.select(Commodity).order_by(Commodity.code))]
+    )
+    form.market.choices = options(
+        any_ + [(str(m.id), m.name) for m in session.scalars(sa.select(Market).order_by(Market.name))]
+    )
     form.status.choices = choices("price_status", blank=tr("any"))
     form.kind.choices = choices("price_kind", blank=tr("any"))
     return form
@@ -57,7 +61,14 @@ def prices() -> str:
         query = query.where(PriceObservation.observed_on <= form.until.data)
     page = paginate(session, query.order_by(PriceObservation.observed_on.desc(), PriceObservation.id.desc()))
     pending = session.scalar(sa.select(sa.func.count(PriceObservation.id)).where(PriceObservation.status == "pending"))
-    return render_template("admin/prices.html", form=form, page=page, pending=pending, upload_form=UploadForm(), page_args=args_without_page())
+    return render_template(
+        "admin/prices.html",
+        form=form,
+        page=page,
+        pending=pending,
+        upload_form=UploadForm(),
+        page_args=args_without_page(),
+    )
 
 
 @bp.get("/prices/review")
@@ -122,13 +133,25 @@ def upload_prices() -> Response | str:
         path = Path(folder) / "upload.csv"
         form.file.data.save(path)
         try:
-            summary = import_prices(session, path, fmt, atomic=True, dry_run=dry_run, policy=Policy.from_settings(current_app.config))
+            summary = import_prices(
+                session, path, fmt, atomic=True, dry_run=dry_run, policy=Policy.from_settings(current_app.config)
+            )
         except (ImportFileError, UnicodeDecodeError) as exc:
             session.rollback()
             flash(tr("The file could not be imported: %(reason)s", reason=str(exc)), "error")
             return redirect(url_for("admin.prices"))
     if summary.saved:
-        counts = {"rows_read": summary.rows_read, "imported": summary.imported, "approved": summary.approved, "held": summary.held, "duplicates": summary.duplicates, "rejected": summary.rejected_count, "source": summary.source}
+        counts = {
+            "rows_read": summary.rows_read,
+            "imported": summary.imported,
+            "approved": summary.approved,
+            "held": summary.held,
+            "duplicates": summary.duplicates,
+            "rejected": summary.rejected_count,
+            "source": summary.source,
+        }
         audit.record(session, "import", "price_observation", None, None, counts)
         session.commit()
-    return render_template("admin/import_summary.html", summary=summary, dry_run=dry_run, filename=form.file.data.filename)
+    return render_template(
+        "admin/import_summary.html", summary=summary, dry_run=dry_run, filename=form.file.data.filename
+    )

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import click
 
-from smsgw.cli import _database, _settings, main
+from smsgw.cli import core
 from smsgw.phones import mask_phone, normalize_phone
 
 
-@main.group()
+@click.group()
 def contacts() -> None:
     """Farmers and other contacts, by phone number."""
 
@@ -19,11 +19,13 @@ def forget(phone: str, yes: bool) -> None:
     """Anonymise PHONE's contact and scrub their messages (sales, orders and prices stay)."""
     from smsgw.services.privacy import forget_contact
 
-    settings = _settings()
+    settings = core.settings()
     e164 = normalize_phone(phone, settings["SMSGW_DEFAULT_REGION"])
     if not yes:
-        click.confirm(f"Forget {mask_phone(e164)}: number, name, messages and alerts? This cannot be undone", abort=True)
-    with _database(settings).session() as session:
+        click.confirm(
+            f"Forget {mask_phone(e164)}: number, name, messages and alerts? This cannot be undone", abort=True
+        )
+    with core.database(settings).session() as session:
         result = forget_contact(session, e164, actor="cli")
     if not result.found:
         click.echo(f"nothing is stored for {mask_phone(e164)}")

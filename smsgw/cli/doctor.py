@@ -24,7 +24,6 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from smsgw import config
-from smsgw.cli import main
 from smsgw.db import Database, utcnow
 from smsgw.messaging.outbox import LEGACY_STALE
 from smsgw.models import Contact, OutboundMessage
@@ -82,7 +81,11 @@ def database_check(settings: Mapping[str, Any]) -> tuple[Check, Database | None]
     url = sa.make_url(settings["DATABASE_URL"])
     backend = url.get_backend_name()
     if backend == "sqlite" and url.database and url.database != ":memory:" and not Path(url.database).is_file():
-        return Check("database", False, f"no database file at {url.database}: check DATABASE_URL, or run `smsgw init` to create it"), None
+        return Check(
+            "database",
+            False,
+            f"no database file at {url.database}: check DATABASE_URL, or run `smsgw init` to create it",
+        ), None
     db: Database | None = None
     try:
         db = Database.from_settings(settings)
@@ -91,7 +94,9 @@ def database_check(settings: Mapping[str, Any]) -> tuple[Check, Database | None]
     except Exception as exc:  # noqa: BLE001  (driver, network and file errors alike: each is this check's answer)
         if db is not None:
             db.dispose()
-        return Check("database", False, f"cannot connect ({_reason(exc)}): check DATABASE_URL and that the database is running"), None
+        return Check(
+            "database", False, f"cannot connect ({_reason(exc)}): check DATABASE_URL and that the database is running"
+        ), None
     return Check("database", True, f"{backend} answers"), db
 
 
@@ -100,51 +105,73 @@ def _account_data(settings: Mapping[str, Any]) -> tuple[int | None, Any]:
     from africastalking.Application import ApplicationService
     from africastalking.Service import AfricasTalkingException
 
+    from smsgw.messaging.gateways.africastalking import point_at, record_status
+
     service = ApplicationService(settings["AT_USERNAME"], settings["AT_API_KEY"])
     if settings["AT_API_BASE"]:
-        # As the gateway does: the SDK builds the URL as _baseUrl + "/user", its _baseUrl
-        # ending in /version1.
-        service._baseUrl = str(settings["AT_API_BASE"]).rstrip("/") + "/version1"
-    # The SDK raises the body alone for a non-2xx answer; its private GET helper is the
-    # one place the status is visible, so wrap it (an instance attribute wins).
-    get = service._Service__make_get_request
-    seen: dict[str, int] = {}
-
-    def recording_get(url: str, headers: Any, data: Any, params: Any, callback: Any = None, timeout: Any = AT_TIMEOUT) -> Any:
-        response = get(url, headers, data, params, callback, timeout)
-        seen["status"] = response.status_code
-        return response
-
-    service._Service__make_get_request = recording_get
+        point_at(service, str(settings["AT_API_BASE"]))  # as the gateway does
+    # The SDK raises the body alone for a non-2xx answer; see the gateway module for why
+    # only its private GET helper shows the status.
+    recorder = record_status(service, "get")
     try:
         answer = service.fetch_application_data(timeout=AT_TIMEOUT)
     except AfricasTalkingException as exc:
-        return seen.get("status"), str(exc)
-    return seen.get("status"), answer
+        return (recorder.status if recorder else None), str(exc)
+    return (recorder.status if recorder else None), answer
 
 
 def gateway_check(settings: Mapping[str, Any]) -> Check:
     """The console prints; Africa's Talking must accept our key (shown: the balance)."""
     if settings["SMSGW_GATEWAY"] != "africastalking":
         if _production(settings):
-            return Check("gateway", False, "console in production: SMS are printed, never sent: set SMSGW_GATEWAY=africastalking with AT_USERNAME and AT_API_KEY")
-        return Check("gateway", True, "console: SMS are printed here, not sent (SMSGW_GATEWAY=africastalking sends them)")
+            return Check(
+                "gateway",
+                False,
+                "console in production: SMS are printed, never sent: set SMSGW_GATEWAY=africastalking with "
+                "AT_USERNAME and AT_API_KEY",
+            )
+        return Check(
+            "gateway", True, "console: SMS are printed here, not sent (SMSGW_GATEWAY=africastalking sends them)"
+        )
     username = settings["AT_USERNAME"]
     if _production(settings) and username == "sandbox":
-        return Check("gateway", False, "AT_USERNAME=sandbox in production: SMS reach only AT's simulator: set your app's username and API key")
+        return Check(
+            "gateway",
+            False,
+            "AT_USERNAME=sandbox in production: SMS reach only AT's simulator: set your app's username and API key",
+        )
     base = settings["AT_API_BASE"] or "Africa's Talking"
     try:
         status, answer = _account_data(settings)
     except requests.RequestException as exc:
-        return Check("gateway", False, f"could not reach {base} ({type(exc).__name__}): check the network" + (" and AT_API_BASE" if settings["AT_API_BASE"] else ""))
+        return Check(
+            "gateway",
+            False,
+            f"could not reach {base} ({type(exc).__name__}): check the network"
+            + (" and AT_API_BASE" if settings["AT_API_BASE"] else ""),
+        )
     if status in (401, 403):
-        return Check("gateway", False, f"Africa's Talking refused the API key (HTTP {status}): set AT_USERNAME and AT_API_KEY from the dashboard's API key page (the sandbox has its own key)")
+        return Check(
+            "gateway",
+            False,
+            f"Africa's Talking refused the API key (HTTP {status}): set AT_USERNAME and AT_API_KEY from the "
+            "dashboard's API key page (the sandbox has its own key)",
+        )
     if status is None or not 200 <= status < 300:
-        return Check("gateway", False, f"Africa's Talking answered HTTP {status or '?'} ({' '.join(str(answer).split())[:80]}): try again later")
+        return Check(
+            "gateway",
+            False,
+            f"Africa's Talking answered HTTP {status or '?'} ({' '.join(str(answer).split())[:80]}): try again later",
+        )
     data = answer.get("UserData") if isinstance(answer, Mapping) else None
     balance = str(data.get("balance", "")) if isinstance(data, Mapping) else ""
     if not balance:
-        return Check("gateway", False, f"unexpected answer from {base}" + (": is AT_API_BASE right?" if settings["AT_API_BASE"] else ": try again later"))
+        return Check(
+            "gateway",
+            False,
+            f"unexpected answer from {base}"
+            + (": is AT_API_BASE right?" if settings["AT_API_BASE"] else ": try again later"),
+        )
     try:
         empty = decimal.Decimal(balance.split()[-1]) <= 0
     except (decimal.InvalidOperation, IndexError):
@@ -184,27 +211,50 @@ def sender_ids_check(session: so.Session, settings: Mapping[str, Any]) -> Check:
     if missing:
         listed = ", ".join(f"{country} ({countries[country]} contacts)" for country in missing)
         example = ",".join(f"{country}=YOURID" for country in missing)
-        return Check("sender ids", False, f"no sender id for {listed}: add {example} to SMSGW_SENDER_IDS, or set AT_SENDER_ID (else AT sends from its shared default)")
-    return Check("sender ids", True, ", ".join(f"{country} {senders[country]} ({countries[country]} contacts)" for country in sorted(countries)))
+        return Check(
+            "sender ids",
+            False,
+            f"no sender id for {listed}: add {example} to SMSGW_SENDER_IDS, or set AT_SENDER_ID (else AT sends from "
+            "its shared default)",
+        )
+    return Check(
+        "sender ids",
+        True,
+        ", ".join(f"{country} {senders[country]} ({countries[country]} contacts)" for country in sorted(countries)),
+    )
 
 
 def webhook_token_check(settings: Mapping[str, Any]) -> Check:
     """In production, AT's callbacks must carry a secret token."""
     if not _production(settings):
-        return Check("webhook token", True, f"{'set' if settings['WEBHOOK_TOKEN'] else 'not set'}; required only when SMSGW_ENV=production")
+        return Check(
+            "webhook token",
+            True,
+            f"{'set' if settings['WEBHOOK_TOKEN'] else 'not set'}; required only when SMSGW_ENV=production",
+        )
     if not settings["WEBHOOK_TOKEN"]:
-        return Check("webhook token", False, "SMSGW_ENV=production without WEBHOOK_TOKEN: anyone can post fake SMS and USSD: set a long random WEBHOOK_TOKEN and add ?token=... to AT's callback URLs")
+        return Check(
+            "webhook token",
+            False,
+            "SMSGW_ENV=production without WEBHOOK_TOKEN: anyone can post fake SMS and USSD: set a long random "
+            "WEBHOOK_TOKEN and add ?token=... to AT's callback URLs",
+        )
     return Check("webhook token", True, "set")
 
 
 def secret_key_check(settings: Mapping[str, Any]) -> Check:
     """In production, sessions must be signed with a key of our own."""
     # The built-in key is in the source for everyone to read.
-    default = config._defaults()["SECRET_KEY"]
+    default = config.defaults()["SECRET_KEY"]
     if not _production(settings):
         return Check("secret key", True, "required only when SMSGW_ENV=production")
     if not settings["SECRET_KEY"] or settings["SECRET_KEY"] == default:
-        return Check("secret key", False, "SECRET_KEY is the built-in development key: anyone can forge an operator's sign-in: set a long random SECRET_KEY")
+        return Check(
+            "secret key",
+            False,
+            "SECRET_KEY is the built-in development key: anyone can forge an operator's sign-in: set a long random "
+            "SECRET_KEY",
+        )
     return Check("secret key", True, "set")
 
 
@@ -212,14 +262,23 @@ def leases_check(session: so.Session, now: dt.datetime) -> Check:
     """No message stays `sending` long after its drain's lease ran out."""
     out = OutboundMessage
     cutoff = now - LEASE_GRACE
-    expired = sa.or_(out.lease_until < cutoff, sa.and_(out.lease_until.is_(None), out.claimed_at < cutoff - LEGACY_STALE))
+    expired = sa.or_(
+        out.lease_until < cutoff, sa.and_(out.lease_until.is_(None), out.claimed_at < cutoff - LEGACY_STALE)
+    )
     count, oldest = session.execute(
-        sa.select(sa.func.count(out.id), sa.func.min(sa.func.coalesce(out.lease_until, out.claimed_at))).where(out.status == "sending", expired)
+        sa.select(sa.func.count(out.id), sa.func.min(sa.func.coalesce(out.lease_until, out.claimed_at))).where(
+            out.status == "sending", expired
+        )
     ).one()
     if not count:
         return Check("leases", True, "no message left `sending` by a stopped drain")
     minutes = int((now - oldest).total_seconds() // 60) if oldest else 0
-    return Check("leases", False, f"{count} {'message' if count == 1 else 'messages'} left `sending` by a stopped drain (lease ran out {minutes} min ago): the scheduler settles them; is `smsgw scheduler` running?")
+    return Check(
+        "leases",
+        False,
+        f"{count} {'message' if count == 1 else 'messages'} left `sending` by a stopped drain (lease ran out "
+        f"{minutes} min ago): the scheduler settles them; is `smsgw scheduler` running?",
+    )
 
 
 def _size(amount: float) -> str:
@@ -234,7 +293,11 @@ def disk_check(settings: Mapping[str, Any]) -> Check:
     """A SQLite file's filesystem has room for the database to grow and be backed up."""
     url = sa.make_url(settings["DATABASE_URL"])
     if url.get_backend_name() != "sqlite":
-        return Check("disk", True, f"not checked: {url.get_backend_name()} keeps its data on its own server (watch its disk there)")
+        return Check(
+            "disk",
+            True,
+            f"not checked: {url.get_backend_name()} keeps its data on its own server (watch its disk there)",
+        )
     if not url.database or url.database == ":memory:":
         return Check("disk", True, "not checked: the database is in memory")
     path = Path(url.database).resolve()
@@ -246,7 +309,9 @@ def disk_check(settings: Mapping[str, Any]) -> Check:
     need = max(MIN_FREE_BYTES, 2 * size)
     detail = f"{_size(usage.free)} free of {_size(usage.total)} on the database's filesystem (database {_size(size)})"
     if usage.free < need:
-        return Check("disk", False, f"{detail}: free at least {_size(need)} (SQLite grows, and a backup writes a whole copy)")
+        return Check(
+            "disk", False, f"{detail}: free at least {_size(need)} (SQLite grows, and a backup writes a whole copy)"
+        )
     return Check("disk", True, detail)
 
 
@@ -271,7 +336,9 @@ def _from_health(found: Check, schema_ok: bool) -> Check:
         if found.ok:
             return dataclasses.replace(found, detail="not paused")
         if not found.detail.startswith("could not"):
-            return dataclasses.replace(found, detail=f"{found.detail}: fix the cause, then `smsgw outbox drain` tries again at once")
+            return dataclasses.replace(
+                found, detail=f"{found.detail}: fix the cause, then `smsgw outbox drain` tries again at once"
+            )
     if not found.ok and found.detail.startswith("could not check"):
         return dataclasses.replace(found, detail=_could_not(found.detail, schema_ok))
     return found
@@ -284,7 +351,10 @@ def run_checks(settings: Mapping[str, Any], now: dt.datetime | None = None) -> l
     gateway = gateway_check(settings)
     settings_checks = [webhook_token_check(settings), secret_key_check(settings)]
     if db is None:
-        skipped = {name: Check(name, False, NO_DATABASE) for name in ("schema", "sender ids", "scheduler", "replies", "sending", "leases")}
+        skipped = {
+            name: Check(name, False, NO_DATABASE)
+            for name in ("schema", "sender ids", "scheduler", "replies", "sending", "leases")
+        }
     else:
         try:
             with db.session(read_only=True) as session:
@@ -292,7 +362,9 @@ def run_checks(settings: Mapping[str, Any], now: dt.datetime | None = None) -> l
                 schema_ok = found["schema"].ok
                 skipped = {
                     "schema": found["schema"],
-                    "sender ids": _guarded(session, "sender ids", lambda: sender_ids_check(session, settings), schema_ok),
+                    "sender ids": _guarded(
+                        session, "sender ids", lambda: sender_ids_check(session, settings), schema_ok
+                    ),
                     "scheduler": _from_health(found["scheduler"], schema_ok),
                     "replies": _from_health(found["replies"], schema_ok),
                     "sending": _from_health(found["gateway"], schema_ok),
@@ -330,7 +402,7 @@ class _OneLine(logging.Filter):
         return True
 
 
-@main.command()
+@click.command()
 @click.pass_context
 def doctor(ctx: click.Context) -> None:
     """Check this deployment, one line per check with the fix; exit 0 only when all pass."""

@@ -1,18 +1,29 @@
-"""Bulletin texts: as much useful price news as fits one GSM-7 SMS in the farmer's language."""
+"""Bulletin texts: as much useful price news as fits one GSM-7 SMS in the farmer's language.
+
+Pure composition over services and models, so ``services.bulletins`` uses it without
+reaching up into the conversation layer; the admin's preview uses it too.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from smsgw.conversations.texts import grades_sms
 from smsgw.i18n import Text
 from smsgw.messaging.encoding import encode_for_sms
-from smsgw.models import Buyer, BuyOffer, Contact, Market
-from smsgw.services import prices
+from smsgw.models import Buyer, BuyOffer, Commodity, Contact, Market, Subscription
+from smsgw.services import prices, standard_texts
 from smsgw.services.catalog import grades_for
+
+# What a composer is given as its freshness rule: the settings (per-commodity maximum
+# age, ``prices.price_max_age``), or a number of days that caps every commodity.
+MaxAge = Mapping[str, Any] | int | None
+# One bulletin run's memo of ``_quotes``: (commodity id, market id, day) -> (latest quote, best nearby).
+QuoteCache = dict[tuple[int, int, dt.date], tuple[prices.Quote | None, prices.Quote | None]]
 
 MAX_ITEMS = 3
 BUDGET = 160
@@ -46,35 +57,53 @@ def _assemble(head: str, items: list[list[str]], lang: str) -> str | None:
     return text if _fits(text, lang) else None
 
 
-def _quotes(session: so.Session, sub, day: dt.date, cache: dict | None) -> tuple:
-    """The latest quote and best nearby market for one alert, memoised across a run."""
+def _settings(max_age: MaxAge) -> Mapping[str, Any]:
+    return max_age if isinstance(max_age, Mapping) else {}
+
+
+def _fresh(commodity: Commodity, observed: dt.date, day: dt.date, max_age: MaxAge) -> bool:
+    """``prices.is_fresh``, tightened by a whole-run cap in days when one is given."""
+    if isinstance(max_age, int) and (day - observed).days > max_age:
+        return False
+    return prices.is_fresh(commodity, observed, day, _settings(max_age))
+
+
+def _quotes(
+    session: so.Session, sub: Subscription, day: dt.date, max_age: MaxAge, cache: QuoteCache | None
+) -> tuple[prices.Quote | None, prices.Quote | None]:
+    """The latest quote and best fresh nearby market for one alert, memoised across a run."""
     key = (sub.commodity_id, sub.market_id, day)
     if cache is not None and key in cache:
         return cache[key]
     quote = prices.latest_quote(session, sub.commodity, sub.market, day)
-    found = (quote, prices.best_nearby(session, quote) if quote else None)
+    best = prices.best_nearby(session, quote, _settings(max_age), as_of=day) if quote else None
+    if best is not None and not _fresh(best.commodity, best.day, day, max_age):
+        best = None
+    found = (quote, best)
     if cache is not None:
         cache[key] = found
     return found
 
 
 def daily_text(
-    session: so.Session, contact: Contact, day: dt.date, stale_days: int, cache: dict | None = None
+    session: so.Session, contact: Contact, day: dt.date, max_age: MaxAge = None, cache: QuoteCache | None = None
 ) -> str | None:
     """Today's prices for the contact's alerts, or None when nothing fresh is known.
 
-    ``cache`` (one dict per bulletin run) keeps each market's quote once for all its
-    subscribers instead of querying it again for every one of them.
+    A price past its maximum age (``max_age``: the settings, or a cap in days) is left
+    out: an old price sent as if new misleads more than silence. ``cache`` (one dict per
+    bulletin run) keeps each market's quote once for all its subscribers.
     """
     t = Text(contact.language)
     items: list[list[str]] = []
     for sub in contact.subscriptions[:MAX_ITEMS]:
-        quote, best = _quotes(session, sub, day, cache)
-        if quote is None or (day - quote.day).days > stale_days:
-            continue  # an old price sent as if new misleads more than silence
-        core = f"{sub.commodity.short(t.lang)} {sub.market.short_name} {t.money(quote.amount, quote.currency)}/{quote.unit.label(t.lang)}"
+        quote, best = _quotes(session, sub, day, max_age, cache)
+        if quote is None or not _fresh(quote.commodity, quote.day, day, max_age):
+            continue
+        price = f"{t.money(quote.amount, quote.currency)}/{quote.unit.label(t.lang)}"
+        core = f"{sub.commodity.short(t.lang)} {sub.market.short_name} {price}"
         if quote.day != day:
-            core += f" ({t.date(quote.day)})"
+            core += f" ({t.full_date(quote.day, day)})"
         extras = []
         if quote.week_change_pct is not None:
             extras.append(t.percent(quote.week_change_pct))
@@ -84,9 +113,10 @@ def daily_text(
         ):
             extras.append(
                 t(
-                    "best %(market)s %(price)s",
+                    "best %(market)s %(price)s, %(km)s km",
                     market=best.market.short_name,
                     price=t.money(best.amount, best.currency),
+                    km=t.number(round(best.distance_km or 0)),
                 )
             )
         items.append([core, *extras])
@@ -94,7 +124,7 @@ def daily_text(
 
 
 def weekly_text(
-    session: so.Session, contact: Contact, day: dt.date, stale_days: int, cache: dict | None = None
+    session: so.Session, contact: Contact, day: dt.date, max_age: MaxAge = None, cache: QuoteCache | None = None
 ) -> str | None:
     """Open buyer offers for the contact's crops, else the grades of their first crop."""
     t = Text(contact.language)
@@ -116,7 +146,8 @@ def weekly_text(
     items = []
     for offer in session.scalars(query).all()[:MAX_ITEMS]:
         grade = f" {offer.grade.code}" if offer.grade else ""
-        core = f"{offer.buyer.name}: {offer.commodity.short(t.lang)}{grade} {t.money(offer.price, offer.currency)}/{offer.unit.label(t.lang)}"
+        price = f"{t.money(offer.price, offer.currency)}/{offer.unit.label(t.lang)}"
+        core = f"{offer.buyer.name}: {offer.commodity.short(t.lang)}{grade} {price}"
         items.append(
             [core, t("until %(date)s", date=t.date(offer.window_end)), offer.delivery_place]
         )
@@ -124,7 +155,9 @@ def weekly_text(
         return _assemble(t("Buyers this week:"), items, t.lang)
     # No buyer is asking: the week's note is the grade rules of the first crop instead.
     for sub in contact.subscriptions[:1]:
-        grades = grades_for(session, sub.commodity)
-        if grades:
-            return grades_sms(t, sub.commodity, grades)
+        # The reference grade, there whenever the crop has grades.
+        reference = standard_texts.reference_grade(grades_for(session, sub.commodity))
+        if reference is not None:
+            # The first page of the grade as the STD reply tells it: head and safety limits.
+            return standard_texts.grade_pages(t, sub.commodity, reference, reference, BUDGET)[0]
     return None

@@ -1,6 +1,6 @@
 """``smsgw import-prices`` and ``smsgw prices ...``: price files in, and the review queue.
 
-Services are imported inside each command, as in ``smsgw.cli``, so that ``smsgw --help``
+Services are imported inside each command, as in every ``smsgw.cli`` module, so that ``smsgw --help``
 and unrelated commands start without loading them.
 """
 
@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from smsgw.cli import main
-from smsgw.config import load_settings
+from smsgw.cli import core
 from smsgw.db import Database
 
 if TYPE_CHECKING:
@@ -24,8 +23,8 @@ SHOWN_LINES = 20
 
 
 def _database() -> tuple[Database, dict[str, Any]]:
-    settings = load_settings()
-    return Database.from_settings(settings), settings
+    settings = core.settings()
+    return core.database(settings), settings
 
 
 def _print_summary(summary: ImportSummary, dry_run: bool) -> None:
@@ -54,7 +53,7 @@ def _print_summary(summary: ImportSummary, dry_run: bool) -> None:
             click.echo(f"  {verb} {len(names)} {kind}: {', '.join(names)}")
 
 
-@main.command("import-prices")
+@click.command("import-prices")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--format",
@@ -147,7 +146,7 @@ def import_prices(
         click.echo(f"review held prices: smsgw prices pending --source {summary.source}")
 
 
-@main.group()
+@click.group()
 def prices() -> None:
     """Review prices held by the anomaly check: list, approve, reject, correct."""
 

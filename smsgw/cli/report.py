@@ -6,12 +6,12 @@ import io
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 import pandas as pd
 
-from smsgw.cli import main
-from smsgw.config import load_settings
+from smsgw.cli import core
 from smsgw.csv_safe import SafeDictWriter
 from smsgw.db import Database
 
@@ -21,10 +21,10 @@ DAY = click.DateTime(formats=["%Y-%m-%d"])
 
 
 def _engine() -> Database:
-    return Database(load_settings()["DATABASE_URL"])
+    return Database(core.settings()["DATABASE_URL"])
 
 
-@main.group()
+@click.group()
 def report() -> None:
     """Analytics: is the farmers' bargaining position improving?"""
 
@@ -124,14 +124,18 @@ def dispersion(commodity: str, kind: str, freq: str, since: dt.datetime | None, 
     else:
         _emit(_dispersion_text(result, kind))
     if plots is not None:
-        series = prices[(prices[list(result["series"])] == pd.Series(result["series"])).all(axis=1)] if result["series"] else prices
+        series = (
+            prices[(prices[list(result["series"])] == pd.Series(result["series"])).all(axis=1)]
+            if result["series"]
+            else prices
+        )
         note = f"Source: smsgw database, approved {kind} price observations. " + _excluded(result)
         fig = figures.dispersion(dispersion_table(series, cfg), commodity, note)
         for path in figures.write({f"dispersion_{commodity}": fig}, plots):
             click.echo(f"wrote {path}", err=True)
 
 
-def dispersion_csv(periods: list[dict]) -> str:
+def dispersion_csv(periods: list[dict[str, Any]]) -> str:
     """The dispersion periods as CSV (cells neutralised against formula injection)."""
     out = io.StringIO()
     writer = SafeDictWriter(out, fieldnames=["period", "n_markets", "cv", "mean_abs_log_diff"], lineterminator="\n")
@@ -140,24 +144,32 @@ def dispersion_csv(periods: list[dict]) -> str:
     return out.getvalue()
 
 
-def _excluded(result: dict) -> str:
+def _excluded(result: dict[str, Any]) -> str:
     parts = [f"{v} {k}" for k, v in result["rows_excluded"].items()]
     return "Rows excluded: " + ("; ".join(parts) if parts else "none") + "."
 
 
-def _dispersion_text(result: dict, kind: str) -> str:
+def _dispersion_text(result: dict[str, Any], kind: str) -> str:
     s = result["series"]
-    lines = [f"Price dispersion across markets: {result['commodity']} ({kind}, per {result['freq']})",
-             f"Source: smsgw database, approved {kind} price observations; {result['rows_used']} rows used"
-             + (f" (series: {s['commodity']}, grade {s['grade'] or 'any'}, {s['currency']} per {s['base']})." if s else "."),
-             _excluded(result), "Periods with fewer than 3 markets have no value.", "",
-             f"  {'period':<9} {'markets':>7} {'cv':>8} {'mean|dln|':>10}"]
+    lines = [
+        f"Price dispersion across markets: {result['commodity']} ({kind}, per {result['freq']})",
+        f"Source: smsgw database, approved {kind} price observations; {result['rows_used']} rows used"
+        + (f" (series: {s['commodity']}, grade {s['grade'] or 'any'}, {s['currency']} per {s['base']})." if s else "."),
+        _excluded(result),
+        "Periods with fewer than 3 markets have no value.",
+        "",
+        f"  {'period':<9} {'markets':>7} {'cv':>8} {'mean|dln|':>10}",
+    ]
     for p in result["periods"]:
         cv = "-" if p["cv"] is None else f"{p['cv']:.4f}"
         mald = "-" if p["mean_abs_log_diff"] is None else f"{p['mean_abs_log_diff']:.4f}"
         lines.append(f"  {p['period']:<9} {p['n_markets']:>7} {cv:>8} {mald:>10}")
     tr, detail = result["trend"], result["trend_detail"]
-    slope = "-" if tr["slope_per_year"] is None else f"{tr['slope_per_year']:+.4f} per year [{tr['ci'][0]:+.4f}, {tr['ci'][1]:+.4f}]"
+    slope = (
+        "-"
+        if tr["slope_per_year"] is None
+        else f"{tr['slope_per_year']:+.4f} per year [{tr['ci'][0]:+.4f}, {tr['ci'][1]:+.4f}]"
+    )
     lines += ["", f"Trend of the CV: {slope}; {tr['state']}" + (f" ({detail['reason']})" if detail["reason"] else ""),
               f"  {detail['test']}" if detail["test"] else ""]
     return "\n".join(lines).rstrip() + "\n"
