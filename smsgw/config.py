@@ -5,6 +5,7 @@ the mapping given to ``create_app``; keys in that mapping override the environme
 """
 from __future__ import annotations
 
+import decimal
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -84,6 +85,15 @@ def _defaults() -> dict[str, Any]:
         "BULLETIN_BATCH_PAUSE": "0",
         # Messages a group leader may send the members (MSG ...) per group and local day.
         "GROUP_MESSAGES_PER_DAY": 3,
+        # Buyers' offers (smsgw.services.offers): how far (km) from an offer's delivery
+        # market groups hear of it, and how far (a fraction) a price may be from the market's
+        # before the buyer, or a leader opening an order, must confirm it.
+        "OFFER_MATCH_KM": 150,
+        "OFFER_PRICE_BAND": 0.3,
+        # The group's fee per order unit kept from each member's payout (sell orders) or
+        # added to each member's cost (buy orders), per currency ("KES:50,XOF:500"); an
+        # order's own fee (set at settlement) overrides it; empty: no fee.
+        "GROUP_FEE_PER_UNIT": "",
         # The anomaly check on incoming prices (smsgw.services.price_checks.Policy): sources
         # whose in-range prices are published without review, the robust z-score and the
         # relative change that hold a price, the band around other markets' median, and how
@@ -116,6 +126,13 @@ def _defaults() -> dict[str, Any]:
         # case this many hours after signing in.
         "ADMIN_IDLE_MINUTES": 30,
         "ADMIN_SESSION_HOURS": 12,
+        # Store or sell (smsgw.services.storage): grain lost per month of storage (percent),
+        # an optional cost per kg and month per currency ("KES:0.05,XOF:0.5"), the past
+        # seasons a market needs before its evidence is spoken of, and the longest storage.
+        "STORAGE_LOSS_PCT_MONTH": 2.0,
+        "STORAGE_COST_PER_KG_MONTH": "",
+        "STORAGE_MIN_YEARS": 5,
+        "STORAGE_MAX_MONTHS": 9,
         "TESTING": False,
     }
 
@@ -140,8 +157,14 @@ _INT_KEYS = {
     "SMSGW_PROXY_HOPS",
     "ADMIN_IDLE_MINUTES",
     "ADMIN_SESSION_HOURS",
+    "STORAGE_MIN_YEARS",
+    "STORAGE_MAX_MONTHS",
 }
-_FLOAT_KEYS = {"PRICE_NEARBY_KM", "PRICE_ANOMALY_Z", "PRICE_ANOMALY_MIN_CHANGE", "PRICE_CROSS_MARKET_BAND"}
+_FLOAT_KEYS = {
+    "PRICE_NEARBY_KM", "PRICE_ANOMALY_Z", "PRICE_ANOMALY_MIN_CHANGE", "PRICE_CROSS_MARKET_BAND",
+    "OFFER_MATCH_KM", "OFFER_PRICE_BAND",
+    "STORAGE_LOSS_PCT_MONTH",
+}
 _BOOL_KEYS = {"TESTING"}
 
 
@@ -267,6 +290,12 @@ def items(value: Any) -> list[str]:
 def allowed_prefixes(settings: Mapping[str, Any]) -> tuple[str, ...]:
     """SMSGW_ALLOWED_PREFIXES as prefixes (empty: every country)."""
     return tuple(items(settings.get("SMSGW_ALLOWED_PREFIXES", "")))
+
+
+def group_fees(settings: Mapping[str, Any]) -> dict[str, decimal.Decimal]:
+    """GROUP_FEE_PER_UNIT (``KES:50,XOF:500``) as {currency: fee per order unit}."""
+    pairs = [item.split(":", 1) for item in items(settings.get("GROUP_FEE_PER_UNIT", "")) if ":" in item]
+    return {currency.strip().upper(): decimal.Decimal(amount.strip()) for currency, amount in pairs}
 
 
 def sender_ids(settings: Mapping[str, Any]) -> dict[str, str]:

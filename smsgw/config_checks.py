@@ -149,6 +149,9 @@ CHECKS: dict[str, Callable[[Any], None]] = {
     "BULLETIN_DAILY_CAP": at_least(0),
     "BULLETIN_BATCH_PAUSE": at_least(0, 60),
     "GROUP_MESSAGES_PER_DAY": at_least(0),
+    "OFFER_MATCH_KM": at_least(0),
+    "OFFER_PRICE_BAND": positive,
+    "GROUP_FEE_PER_UNIT": money_list,
     "PRICE_ANOMALY_Z": positive,
     "PRICE_ANOMALY_MIN_CHANGE": at_least(0),
     "PRICE_CROSS_MARKET_BAND": positive,
@@ -160,6 +163,10 @@ CHECKS: dict[str, Callable[[Any], None]] = {
     "USSD_HOP_SECONDS": positive,
     "ADMIN_IDLE_MINUTES": at_least(1),
     "ADMIN_SESSION_HOURS": at_least(1),
+    "STORAGE_LOSS_PCT_MONTH": at_least(0, 100),
+    "STORAGE_COST_PER_KG_MONTH": money_list,
+    "STORAGE_MIN_YEARS": at_least(1),
+    "STORAGE_MAX_MONTHS": at_least(1, 11),
 }
 
 

@@ -60,6 +60,12 @@ Factor = Annotated[decimal.Decimal, so.mapped_column(sa.Numeric(14, 6))]
 Timestamp = Annotated[dt.datetime, so.mapped_column(UTCDateTime())]
 
 
+def like_pattern(text: str) -> str:
+    """A LIKE pattern (with ``escape="\\"``) matching ``text`` anywhere, wildcards literal."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def error_line(exc: BaseException) -> str:
     """An exception as one short line: the driver's message, not the SQL and its values."""
     original = getattr(exc, "orig", None) or exc

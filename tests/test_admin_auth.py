@@ -27,6 +27,8 @@ VIEWER_PAGES = {
     "admin.prices",
     "admin.analytics",
     "admin.analytics_figure",
+    "admin.storage_page",
+    "admin.storage_plot",
     "admin.account",
 }
 ADMIN_ONLY = {"admin.users", "admin.user_edit", "admin.audit_log", "admin.throttles", "admin.throttles_clear"}

@@ -21,7 +21,6 @@ import sqlalchemy as sa
 
 from smsgw.analytics import cache, plots
 from smsgw.analytics.render import public
-from smsgw.analytics.report import SOURCE
 from smsgw.db import Database, utcnow
 from smsgw.models import Commodity, Contact, Market, PriceObservation, ReportCache
 from smsgw.services.sales import report_sale
@@ -136,7 +135,7 @@ def test_plots_served_from_the_cache_are_those_of_a_fresh_report(app, operator, 
         assert images[f"{name}.png"] == plots.render(drawn[name], "png"), name
     spread = next(name for name in images if name.startswith("dispersion_"))
     commodity = spread.removeprefix("dispersion_").removesuffix(".png")
-    expected = plots.dispersion(fresh["series"]["dispersion"][commodity], commodity, f"Source: {SOURCE}.")
+    expected = plots.dispersion_of(fresh, commodity)
     assert images[spread] == plots.render(expected, "png")
     # The spread drawn from the report's table is the one read straight from the prices.
     beans = operator.get("/admin/analytics/figures/dispersion_beans.png").data

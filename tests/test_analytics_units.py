@@ -250,9 +250,9 @@ def test_a_share_without_variation_still_has_an_interval() -> None:
     events = _events()
     frame = _frame([0.7, 0.7, 0.7, 0.7], [1.0] * 4).assign(day=D("2024-06-30"))  # nobody asked lately
     informed, _ = engagement.informed_sales(frame, events, CFG, np.random.default_rng(1))
-    farmers = frame["farmer"].nunique()
+    clusters = frame["cluster"].nunique()  # one village: one independent observation
     assert informed.value == 0.0 and informed.method.startswith("Wilson")
-    assert informed.ci == pytest.approx(wilson(0, farmers, CFG.level)) and informed.ci[1] > 0.3
+    assert informed.ci == pytest.approx(wilson(0, clusters, CFG.level)) and informed.ci[1] > 0.3
 
 
 def test_engagement_indicators() -> None:
@@ -288,7 +288,7 @@ def test_enrolment_effect_hand_case() -> None:
             log_share = math.log(0.7) + (rise if k >= 3 else 0.0)
             rows.append({"day": day, "farmer": farmer, "price": 10 * math.exp(log_share), "quantity": 1.0})
     sales = _sales(rows)
-    people = pd.DataFrame({"farmer": [0, 1, 2], "group": ["g1", "g2", "g3"], "village": "v",
+    people = pd.DataFrame({"farmer": [0, 1, 2], "group": ["g1", "g2", "g3"], "village": ["v1", "v2", "v3"],
                            "enrolled": [D("2024-04-10"), pd.NaT, pd.NaT], "consent": "granted"})
     frame, _ = indicators.prepare(sales, prices, MARKETS, people, CFG)
     result = enrolment.estimate(frame, CFG, np.random.default_rng(1))

@@ -37,11 +37,15 @@ def _get(session, model, code):
 
 
 def _import_outliers(
-    session, sources: str = "import:test"
+    session, sources: str = "import:test", as_of: dt.date | None = dt.date(2024, 3, 25)
 ) -> dict[tuple[str, str], PriceObservation]:
     policy = Policy(trusted_sources=frozenset(sources.split(",")))
+    # The file's 2024 prices are checked against an empty history: the demo's past seasons
+    # (content/prices/history.csv, source demo-history) go for this test's transaction.
+    session.execute(sa.delete(PriceObservation).where(PriceObservation.source == "demo-history"))
+    # Imported as of a week after the last row: its prices are current, not history.
     summary = import_prices(
-        session, DATA / "prices_outliers.csv", "generic", source="import:test", policy=policy
+        session, DATA / "prices_outliers.csv", "generic", source="import:test", policy=policy, as_of=as_of
     )
     assert summary.imported == 48 and summary.rejected_count == 0
     rows = session.scalars(
@@ -71,6 +75,16 @@ def test_planted_outliers_are_held_with_their_reason(session) -> None:
     assert rows[("nairobi-wakulima", "2024-03-18")].status == "approved"
     held = [row for row in rows.values() if row.status == "pending"]
     assert len(held) == 2
+
+
+def test_outliers_in_imported_history_are_flagged_not_held(session) -> None:
+    rows = _import_outliers(session, as_of=None)  # today: the 2024 rows are long past 14 days
+    doubled, missing_zero = rows[("nakuru", "2024-03-18")], rows[("kisumu", "2024-03-18")]
+    for row in (doubled, missing_zero):
+        assert row.status == "approved"
+        assert row.status_reason.startswith("flagged, not held (history older than the price maximum age): ")
+    assert "+99% vs 90-day median" in doubled.status_reason
+    assert not [row for row in rows.values() if row.status == "pending"]
 
 
 def test_untrusted_source_holds_even_in_range_prices(session) -> None:

@@ -233,7 +233,9 @@ def empty_database(tmp_path) -> Iterator[str]:
 
 @needs_wfp
 def test_cli_imports_the_wfp_file_twice_without_duplicates(empty_database) -> None:
-    command = ["import-prices", str(WFP_FILE), "--format", "wfp", "--create-missing"]
+    # Judged as of the file's start, no row is history: its outliers are held as new prices
+    # would be (by default, rows older than the price maximum age are flagged, not held).
+    command = ["import-prices", str(WFP_FILE), "--format", "wfp", "--create-missing", "--as-of", "2006-01-01"]
     first = _subprocess(command, empty_database)
     assert first.returncode == 0, first.stderr
     assert "15995 rows read" in first.stdout and "rejected 375" in first.stdout

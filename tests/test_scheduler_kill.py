@@ -8,58 +8,36 @@ is set, each in a database of its own (the processes commit for real).
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
-from smsgw.config import PROJECT_ROOT
 from smsgw.db import Database, utcnow
-from smsgw.migrate import upgrade
 from smsgw.models import BulletinRun, Commodity, Contact, Market, OutboundMessage, Subscription
 from smsgw.services.bulletins import BATCH
-from smsgw.services.seeding import seed_demo
+from tests.support.databases import BACKENDS, fresh_database
 
 EXTRA_SUBSCRIBERS = 2500
-
-
-def _fresh_database(tmp_path, backend: str) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'kill.db'}"
-        return
-    base = sa.make_url(os.environ["TEST_DATABASE_URL"])
-    name = f"smsgw_kill_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
-
-
-BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
 
 @pytest.fixture(params=BACKENDS)
 def kill_db(request, tmp_path) -> Iterator[Database]:
     """A migrated, seeded database with many Nakuru subscribers due for their bulletin now."""
-    generator = _fresh_database(tmp_path, request.param)
-    url = next(generator)
-    upgrade(url)
-    db = Database(url)
+    with fresh_database(tmp_path, request.param) as url:
+        db = Database(url)
+        yield _due_subscribers(db)
+        db.dispose()
+
+
+def _due_subscribers(db: Database) -> Database:
     with db.session() as session:
-        seed_demo(session, PROJECT_ROOT / "content", dt.date.today())
         # Only Nakuru is due: a demo market whose local bulletin hour happens to be now
         # would add its own subscribers' bulletins to the count.
         for market in session.scalars(sa.select(Market)):
@@ -93,12 +71,7 @@ def kill_db(request, tmp_path) -> Iterator[Database]:
                 for cid in contacts
             ],
         )
-    yield db
-    db.dispose()
-    try:
-        next(generator)
-    except StopIteration:
-        pass
+    return db
 
 
 def _start(url: str, pause: str) -> subprocess.Popen:

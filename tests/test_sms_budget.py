@@ -56,6 +56,20 @@ VALUES = {
     "amount": "12500",
     "lang": "SW",
     "size": "100",
+    "offer": "1234",
+    "left": "1,250",
+    "ussd": "*384#",
+    # store or sell: the longest month names (French "sept.", "janv."), two-digit years
+    "start": "sept.",
+    "end": "janv.",
+    "paid": "10",
+    "years": "12",
+    "need": "5",
+    "gain": "+18%",
+    "worst": "-23%",
+    # settlement: the group fee per unit and a mobile-money payment code
+    "fee": "KSh 1,250",
+    "ref": "QK12AB34CD56",
 }
 # Messages that carry free text of the catalog are measured where they are composed.
 COMPOSED_ELSEWHERE = {"%(crop)s %(grade)s (%(standard)s): %(text)s Price %(diff)s."}

@@ -372,7 +372,7 @@ ERRORS = [
     ("LANG", "lang", "bad_lang"),
     ("LANG klingon", "lang", "bad_lang"),
     ("LANGUE 7", "lang", "bad_lang"),
-    ("JIUNGA 12 50", "sub", "missing_commodity"),  # JOIN in Swahili is SHIRIKI: never a silent SUB
+    ("JIUNGA 12 50", "join", None),  # JIUNGE <order> <qty> joins the order (issue 18), never a SUB
     ("TOTAL ፩", "total", "missing_order"),  # Ethiopic one: a digit to str.isdigit, not to int()
     ("SOLD 10 bags maize ፩፪፫", "sold", "bad_price"),
 ]

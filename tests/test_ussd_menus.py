@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from smsgw.config import LANGUAGES
 from smsgw.messaging.encoding import is_gsm7
-from smsgw.models import Contact
+from smsgw.models import Commodity, Contact, Market, Subscription
 from tests.catalog_strings import english_fragments
 
 INPUTS = [str(n) for n in range(1, 10)] + ["0", "00", "x"]
@@ -87,6 +87,34 @@ def test_every_screen_fits_and_is_translated(bfs_app, client, session, who: str,
         if lang != "en" and not path.startswith("6*"):
             leaked = [fragment for fragment in english if fragment in shown]
             assert not leaked, (path, shown, leaked)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_screen_fits_for_a_farmer_with_twelve_alerts(bfs_app, client, session, lang: str) -> None:
+    """Dynamic lists at their longest: twelve alerts (more than any page holds) in every language."""
+    phone = CALLERS["farmer"]
+    contact = session.scalar(sa.select(Contact).where(Contact.phone == phone))
+    pairs = session.execute(sa.select(Commodity.id, Market.id).join(Market, sa.true()).order_by(Commodity.id, Market.id)
+                            .limit(12)).all()
+    assert len(pairs) == 12
+
+    def reset() -> None:
+        # The walk may remove alerts or change the language: put all twelve back each time.
+        session.execute(sa.update(Contact).where(Contact.id == contact.id)
+                        .values(language=lang, language_chosen=True, consent="granted"))
+        session.execute(sa.delete(Subscription).where(Subscription.contact_id == contact.id))
+        session.execute(sa.insert(Subscription), [
+            {"contact_id": contact.id, "commodity_id": commodity_id, "market_id": market_id}
+            for commodity_id, market_id in pairs
+        ])
+
+    reset()
+    screens = _walk(client, phone, reset)
+    assert len(screens) > 40
+    for path, body in screens.items():
+        shown = body[4:]
+        assert len(shown) <= 160, (path, len(shown), shown)
+        assert is_gsm7(shown), (path, shown)
 
 
 def test_first_time_caller_sees_language_choice_first(client) -> None:

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 # Part of every fingerprint: bump it when the report's computation or shape changes, so
 # a deploy does not serve reports computed by the old code.
-VERSION = 1
+VERSION = 2
 
 
 def cache_key(freq: str, code: str) -> str:

@@ -2,22 +2,38 @@
 
 A report has hundreds of cells (every producer group is one), so levels and per-period
 series are computed with grouped sums over the whole frame. Intervals: cluster-robust (CR1)
-normal intervals with farmers as clusters, and a wild cluster bootstrap for cells with
-fewer than ``few_clusters`` farmers, where CR1 is too optimistic.
+intervals (Student t with G - 1 degrees of freedom) clustered by village (the producer
+group where no village is known, the farmer alone where neither is), the level at which
+prices are correlated and at which the enrolment effect is clustered. The t reference is
+what keeps few clusters honest: with 12 to 40 villages and village-correlated prices these
+intervals cover 94-95 % (a percentile wild bootstrap of the same scores covered 88-91 %;
+farmer-clustered intervals 42-60 %), see tests/test_analytics_designs.py.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from smsgw.analytics.config import AnalyticsConfig
-from smsgw.analytics.stats import bootstrap_weights, wilson
+from smsgw.analytics.stats import wilson
 from smsgw.models.sales import BUYER_TYPES
 
-CR1 = "cluster-robust (CR1) normal interval, farmers as clusters"
+CLUSTERS = "villages as clusters (else producer group, else farmer)"
+CR1 = f"cluster-robust (CR1) t interval, {CLUSTERS}"
+
+
+def cluster_key(people: pd.DataFrame) -> pd.Series:
+    """Each row's cluster: its village, else its producer group, else the farmer alone."""
+    village = people["village"].fillna("").astype(str) if "village" in people else pd.Series("", index=people.index)
+    group = people["group"].fillna("").astype(str) if "group" in people else pd.Series("", index=people.index)
+    key = ("village:" + village).where(village != "", "group:" + group)
+    return key.where(key != "group:", "farmer:" + people["farmer"].astype(str))
+
+
+def clusters_of(frame: pd.DataFrame) -> pd.Series:
+    """The frame's cluster column (``prepare`` adds it), or its farmers when it has none."""
+    return frame["cluster"] if "cluster" in frame else frame["farmer"]
 
 
 def _z(cfg: AnalyticsConfig) -> float:
@@ -50,7 +66,8 @@ def weighted_means(cell: pd.Series, y: pd.Series, w: pd.Series, cluster: pd.Seri
     pair, pair_cell = _pairs(codes, cluster)
     score = np.bincount(pair, weights=w * (y - mean[codes]) / sw[codes])
     g, var = _cluster_var(score, pair_cell, m)
-    half = _z(cfg) * np.sqrt(var)
+    with np.errstate(invalid="ignore"):
+        half = stats.t.ppf(0.5 + cfg.level / 2, np.maximum(g - 1, 1)) * np.sqrt(var)
     out = pd.DataFrame(
         {
             "value": mean,
@@ -64,15 +81,7 @@ def weighted_means(cell: pd.Series, y: pd.Series, w: pd.Series, cluster: pd.Seri
     out["method"] = CR1
     one = out["clusters"] < 2
     out.loc[one, ["lo", "hi"]] = np.nan
-    out.loc[one, "method"] = "no interval (one farmer)"
-    tail = (1 - cfg.level) / 2
-    for i in np.flatnonzero((g >= 2) & (g < cfg.few_clusters)):
-        scores = score[pair_cell == i]
-        v, method = bootstrap_weights(len(scores), cfg, rng)
-        deviations = v @ scores * math.sqrt(len(scores) / (len(scores) - 1))
-        q_lo, q_hi = np.quantile(deviations, [tail, 1 - tail])
-        out.iloc[i, out.columns.get_indexer(["lo", "hi", "method"])] = [
-            mean[i] - q_hi, mean[i] - q_lo, method + ", farmers as clusters"]
+    out.loc[one, "method"] = "no interval (one cluster)"
     return out
 
 
@@ -80,7 +89,7 @@ def share_levels(
     frame: pd.DataFrame, cfg: AnalyticsConfig, rng: np.random.Generator, column: str = "log_share"
 ) -> pd.DataFrame:
     """Geometric-mean share per cell (exp of the weighted mean log) with quartiles of the share."""
-    out = weighted_means(frame["cell"], frame[column], frame["quantity"], frame["farmer"], cfg, rng)
+    out = weighted_means(frame["cell"], frame[column], frame["quantity"], clusters_of(frame), cfg, rng)
     out[["value", "lo", "hi"]] = np.exp(out[["value", "lo", "hi"]])
     quartiles = np.exp(frame[column]).groupby(frame["cell"]).quantile([0.25, 0.5, 0.75]).unstack()
     out["q1"], out["median"], out["q3"] = quartiles[0.25], quartiles[0.5], quartiles[0.75]
@@ -103,7 +112,7 @@ def _demeaned(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 
 def pass_through_levels(frame: pd.DataFrame, cfg: AnalyticsConfig) -> pd.DataFrame:
-    """Per cell: OLS slope of ln price on ln reference with month effects, farmer-clustered (CR1).
+    """Per cell: OLS slope of ln price on ln reference with month effects, village-clustered (CR1).
 
     By Frisch-Waugh-Lovell the slope and its cluster-robust variance are those of the
     within-month regression; the CR1 factor G/(G-1) (N-1)/(N-K) counts the month effects
@@ -118,7 +127,7 @@ def pass_through_levels(frame: pd.DataFrame, cfg: AnalyticsConfig) -> pd.DataFra
     varies = sxx > 1e-12
     beta = np.where(varies, np.bincount(codes, weights=dx * dy, minlength=m) / np.where(varies, sxx, 1.0), np.nan)
     e = dy - beta[codes] * dx
-    pair, pair_cell = _pairs(codes, frame["farmer"])
+    pair, pair_cell = _pairs(codes, clusters_of(frame))
     g, var = _cluster_var(np.bincount(pair, weights=dx * e), pair_cell, m)
     n = np.bincount(codes, minlength=m)
     k = np.bincount(month_cell, minlength=m) + 1
@@ -126,13 +135,13 @@ def pass_through_levels(frame: pd.DataFrame, cfg: AnalyticsConfig) -> pd.DataFra
         half = _z(cfg) * np.sqrt(var / np.where(varies, sxx, 1.0) ** 2 * (n - 1) / (n - k))
     out = pd.DataFrame({"value": beta, "lo": beta - half, "hi": beta + half, "n": n, "clusters": g.astype("int64")},
                        index=pd.Index(names, name="cell"))
-    out["method"] = "OLS with month effects, " + CR1.replace("normal interval, ", "")
+    out["method"] = f"OLS with month effects, cluster-robust (CR1) normal interval, {CLUSTERS}"
     out["reason"] = np.select(
         [n < cfg.min_sales, ~varies, g < 2],
         [
             pd.Series(n).map(lambda v: f"{v} sales, fewer than {cfg.min_sales}").to_numpy(),
             "reference prices do not vary",
-            "one farmer only",
+            "one cluster only",
         ],
         default="",
     )
@@ -152,7 +161,7 @@ def hhi_levels(frame: pd.DataFrame, cfg: AnalyticsConfig) -> pd.DataFrame:
     hhi = (shares**2).sum(axis=1)
     # Linearised HHI: a farmer's score is 2/V (sum_k s_k V_ck - HHI V_c); the scores sum to zero.
     term = 2 * q * (shares[codes, kind] - hhi[codes]) / total[codes]
-    pair, pair_cell = _pairs(codes, frame["farmer"])
+    pair, pair_cell = _pairs(codes, clusters_of(frame))
     g, var = _cluster_var(np.bincount(pair, weights=term), pair_cell, m)
     half = _z(cfg) * np.sqrt(var)
     out = pd.DataFrame(
@@ -165,7 +174,7 @@ def hhi_levels(frame: pd.DataFrame, cfg: AnalyticsConfig) -> pd.DataFrame:
         },
         index=pd.Index(names, name="cell"),
     )
-    out["method"] = "delta method, " + CR1.replace("normal interval, ", "")
+    out["method"] = f"delta method, cluster-robust (CR1) normal interval, {CLUSTERS}"
     out["types"] = (volume > 0).sum(axis=1)
     out["shares"] = [dict(zip(BUYER_TYPES, map(float, row), strict=True)) for row in shares]
     return out
@@ -173,16 +182,17 @@ def hhi_levels(frame: pd.DataFrame, cfg: AnalyticsConfig) -> pd.DataFrame:
 
 def mean_interval(y: pd.Series, w: pd.Series, farmer: pd.Series, cfg: AnalyticsConfig,
                   rng: np.random.Generator) -> tuple[float, float | None, float | None, str, int]:
-    """One weighted mean with its farmer-clustered interval: (mean, lo, hi, method, clusters)."""
+    """One weighted mean with its clustered interval (clusters: ``farmer``, which callers give
+    as the village-level ``cluster`` column): (mean, lo, hi, method, clusters)."""
     values = y.to_numpy(dtype="float64")
     if len(values) and values[0] in (0.0, 1.0) and (values == values[0]).all():
         # A share that is 0 (or 1) for every sale: any resampling gives a zero-width
-        # interval, which would claim certainty. Count each farmer once instead.
+        # interval, which would claim certainty. Count each cluster once instead.
         g = int(farmer.nunique())
         lo: float | None
         hi: float | None
         lo, hi = wilson(int(values[0]) * g, g, cfg.level)
-        return float(values[0]), lo, hi, "Wilson score interval, one observation per farmer", g
+        return float(values[0]), lo, hi, "Wilson score interval, one observation per cluster", g
     row = weighted_means(pd.Series("all", index=y.index), y, w, farmer, cfg, rng).iloc[0]
     lo, hi = (None, None) if pd.isna(row["lo"]) else (float(row["lo"]), float(row["hi"]))
     return float(row["value"]), lo, hi, str(row["method"]), int(row["clusters"])

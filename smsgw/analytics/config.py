@@ -55,6 +55,9 @@ class AnalyticsConfig:
     # Enrolment: periods compared before and after each cohort's enrolment month.
     event_before: int = 3
     event_after: int = 3
+    # Pre-trend test: the months before enrolment whose leads are tested (each against the
+    # farmers' own mean over them): more leads, more power against a slow drift.
+    pre_trend_months: int = 12
     informed_days: int = 3  # a price query or bulletin this many days before a sale informs it
     active_days: int = 30
     # Transport cost per base unit between a farmer's market and the reference market:

@@ -40,7 +40,28 @@ CHUNK_ROWS = 100_000
 
 def _read(conn: sa.Connection, query: sa.Select) -> pd.DataFrame:
     chunks = pd.read_sql(query.execution_options(stream_results=True), conn, chunksize=CHUNK_ROWS)
-    return pd.concat(chunks, ignore_index=True)
+    frame = pd.concat(chunks, ignore_index=True)
+    if frame.empty:
+        # No rows: every column would be "object", and merging it with a typed column of
+        # another frame fails (pandas MergeError). Give each the dtype its rows would have.
+        return frame.astype({column.name: _dtype(column.type) for column in query.selected_columns
+                             if column.name in frame})
+    return frame
+
+
+def _dtype(kind: sa.types.TypeEngine[object]) -> str:
+    """The pandas dtype read_sql gives a non-empty column of this SQL type."""
+    if isinstance(kind, sa.Boolean):
+        return "bool"
+    if isinstance(kind, sa.Integer):
+        return "int64"
+    if isinstance(kind, sa.Float | sa.Numeric):
+        return "float64"
+    if isinstance(kind, sa.DateTime | sa.Date):
+        return "datetime64[ns]"
+    if isinstance(kind, sa.String):
+        return "str"
+    return "object"
 
 
 def _days(column: pd.Series) -> pd.Series:
@@ -70,22 +91,29 @@ def load_markets(conn: sa.Connection) -> pd.DataFrame:
 
 def load_prices(
     conn: sa.Connection, *, kind: str = "wholesale", commodity_ids: list[int] | None = None,
-    since: dt.date | None = None, until: dt.date | None = None,
+    since: dt.date | None = None, until: dt.date | None = None, every_status: bool = False,
 ) -> pd.DataFrame:
-    """Approved observations of ``kind`` as (day, market, commodity, grade, price per base unit)."""
+    """Approved observations of ``kind`` as (day, market, commodity, grade, price per base unit).
+
+    ``every_status``: held and rejected ones too, with their ``status`` and ``status_reason``
+    (a report counts and names the rows it leaves out).
+    """
+    extra = [PriceObservation.status, PriceObservation.status_reason] if every_status else []
     query = (
         sa.select(
             PriceObservation.observed_on.label("day"), Market.code.label("market"),
             Commodity.code.label("commodity"), sa.func.coalesce(Grade.code, "").label("grade"),
             sa.cast(PriceObservation.price_per_base, _F).label("price"), PriceObservation.currency,
-            Unit.base, PriceObservation.kind,
+            Unit.base, PriceObservation.kind, *extra,
         )
         .join(Market, Market.id == PriceObservation.market_id)
         .join(Commodity, Commodity.id == PriceObservation.commodity_id)
         .join(Unit, Unit.id == PriceObservation.unit_id)
         .outerjoin(Grade, Grade.id == PriceObservation.grade_id)
-        .where(PriceObservation.status == "approved", PriceObservation.kind == kind)
+        .where(PriceObservation.kind == kind)
     )
+    if not every_status:
+        query = query.where(PriceObservation.status == "approved")
     if commodity_ids is not None:
         query = query.where(PriceObservation.commodity_id.in_(commodity_ids))
     if since is not None:
@@ -95,6 +123,31 @@ def load_prices(
     frame = _read(conn, query)
     frame["day"] = _days(frame["day"])
     return frame
+
+
+def load_held(conn: sa.Connection, *, kind: str = "wholesale", commodity_ids: list[int] | None = None,
+              since: dt.date | None = None) -> pd.DataFrame:
+    """Prices of ``kind`` not approved: (commodity, status, rows), for the rows-excluded counts."""
+    query = (
+        sa.select(Commodity.code.label("commodity"), PriceObservation.status, sa.func.count().label("rows"))
+        .join(Commodity, Commodity.id == PriceObservation.commodity_id)
+        .where(PriceObservation.kind == kind, PriceObservation.status != "approved")
+        .group_by(Commodity.code, PriceObservation.status)
+    )
+    if commodity_ids is not None:
+        query = query.where(PriceObservation.commodity_id.in_(commodity_ids))
+    if since is not None:
+        query = query.where(PriceObservation.observed_on >= since)
+    return _read(conn, query)
+
+
+def served_markets(conn: sa.Connection) -> set[str]:
+    """Markets the service serves: a farmer's home market, a subscription's or a sale's market."""
+    real = Contact.simulated.is_(False)
+    homes = sa.select(Market.code).join(Contact, Contact.home_market_id == Market.id).where(real)
+    subscribed = sa.select(Market.code).join(Subscription, Subscription.market_id == Market.id)
+    sold = sa.select(Market.code).join(SaleReport, SaleReport.market_id == Market.id)
+    return {str(code) for query in (homes, subscribed, sold) for code in conn.execute(query.distinct()).scalars()}
 
 
 def _real(contact_id: sa.ColumnExpressionArgument[int | None]) -> sa.ColumnElement[bool]:
@@ -152,7 +205,11 @@ def load_sales(
 
 
 def load_orders(conn: sa.Connection, *, commodity_ids: list[int] | None = None) -> pd.DataFrame:
-    """Sell orders past their close, with agreed and final price per base unit and quantities."""
+    """Sell orders past their close, with agreed and final price per base unit and quantities.
+
+    A settled order (services.settlement) has its final price, each member's delivered
+    quantity and the day the buyer paid: its premium is measured against that day's reference.
+    """
     committed = (
         sa.select(
             Commitment.order_id,
@@ -171,7 +228,8 @@ def load_orders(conn: sa.Connection, *, commodity_ids: list[int] | None = None) 
             (sa.func.coalesce(committed.c.committed, 0) * sa.cast(Unit.factor, _F)).label("committed"),
             (sa.func.coalesce(committed.c.delivered, 0) * sa.cast(Unit.factor, _F)).label("quantity"),
             sa.func.coalesce(committed.c.members, 0).label("members"),
-            GroupOrder.created_at, GroupOrder.fulfilled_at, GroupOrder.closed_at,
+            GroupOrder.created_at, GroupOrder.fulfilled_at, GroupOrder.closed_at, GroupOrder.paid_on,
+            GroupOrder.settled_at.is_not(None).label("settled"),
         )
         .join(ProducerGroup, ProducerGroup.id == GroupOrder.group_id)
         .outerjoin(Market, Market.id == ProducerGroup.market_id)
@@ -187,8 +245,11 @@ def load_orders(conn: sa.Connection, *, commodity_ids: list[int] | None = None) 
     for column in ("created_at", "fulfilled_at", "closed_at"):
         stamp = pd.to_datetime(frame[column], utc=True).dt.tz_localize(None)
         frame[column] = stamp.astype("datetime64[ns]").dt.normalize()
-    # The reference of an order is taken on the day it was settled (or closed, if never).
-    frame["day"] = frame["fulfilled_at"].fillna(frame["closed_at"])
+    # The reference of an order is taken on the day the buyer paid (a settled order's
+    # ``paid_on``), else the day it was fulfilled, else closed.
+    frame["paid_on"] = pd.to_datetime(frame["paid_on"]).astype("datetime64[ns]")
+    frame["day"] = frame["paid_on"].fillna(frame["fulfilled_at"]).fillna(frame["closed_at"])
+    frame["settled"] = frame["settled"].astype(bool)
     frame["market"] = frame["market"].fillna("")
     return frame
 

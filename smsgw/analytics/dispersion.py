@@ -4,17 +4,22 @@ Per period each market contributes its median price per base unit over the perio
 ``cv`` = population standard deviation / mean across markets, and ``mean_abs_log_diff`` =
 mean over market pairs of |ln p_m - ln p_n|. Periods with fewer than 3 markets get nulls.
 Only one series is ever compared across markets: one commodity, grade (or variety),
-currency and base unit; the others are counted and left out.
+currency and base unit; the others are counted and left out. So are prices held for review
+or rejected, and prices of 0 (forecast or missing values in public files): every row left
+out is counted by reason and listed (``excluded_rows``). When some markets are served by the
+service and at least three others are not, their dispersions are compared period by period.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from smsgw.analytics.config import AnalyticsConfig
-from smsgw.analytics.stats import Trend, decide, trend
+from smsgw.analytics.stats import Trend, decide, lag1, trend
 
 SERIES = ["commodity", "grade", "currency", "base"]
 MIN_MARKETS = 3
@@ -26,25 +31,74 @@ def period_label(index: pd.PeriodIndex, freq: str) -> list[str]:
     return list(index.to_timestamp(how="start").strftime(fmt))
 
 
+HELD = "held for review by the anomaly check (not approved)"
+REJECTED = "rejected by an operator"
+ZERO = "price 0 or missing (a forecast or a gap in the file, not a price)"
+ROW_COLUMNS = ["day", "market", "commodity", "grade", "currency", "base", "price", "reason"]
+
+
+def usable_rows(prices: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Approved rows with a positive price, and the others with their reason."""
+    reason = pd.Series("", index=prices.index, dtype="object")
+    if "status" in prices:
+        detail = prices.get("status_reason", pd.Series("", index=prices.index)).fillna("").astype(str)
+        held = prices["status"] == "pending"
+        reason[held] = HELD
+        reason[held & (detail != "")] = HELD + ": " + detail[held & (detail != "")]
+        reason[prices["status"] == "rejected"] = REJECTED
+    price = pd.to_numeric(prices["price"], errors="coerce") if len(prices) else prices["price"]
+    reason[(reason == "") & ~(price > 0)] = ZERO
+    left = prices[reason != ""].assign(reason=reason[reason != ""])
+    return prices[reason == ""], left.reindex(columns=ROW_COLUMNS)
+
+
 def choose_series(prices: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """The series with most observations and the counts of rows left out, by reason."""
-    if prices.empty:
-        return prices, {}
-    sizes = prices.groupby(SERIES, observed=True).size().sort_values(ascending=False, kind="stable")
-    main = sizes.index[0]
-    keep = np.logical_and.reduce([prices[c].to_numpy() == v for c, v in zip(SERIES, main, strict=True)])
-    other = prices[~keep]
-    excluded: dict[str, int] = {}
+    series, left = choose_series_rows(prices)
+    return series, _counts(left)
+
+
+def _counts(left: pd.DataFrame) -> dict[str, int]:
+    """Rows left out per reason (a held row's own reason is summed under "held for review")."""
+    if left.empty:
+        return {}
+    kind = left["reason"].where(~left["reason"].str.startswith(HELD), HELD)
+    return {str(k): int(v) for k, v in kind.value_counts(sort=False).items()}
+
+
+def choose_series_rows(prices: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The series with most usable observations, and every row left out with its reason.
+
+    Ties between series are broken by their names, never by the order of the rows.
+    """
+    usable, left = usable_rows(prices)
+    if usable.empty:
+        return usable, left
+    sizes = usable.groupby(SERIES, observed=True).size().reset_index(name="n")
+    sizes = sizes.sort_values(["n", *SERIES], ascending=[False, True, True, True, True], kind="stable")
+    main = tuple(sizes.iloc[0][SERIES])
+    keep = np.logical_and.reduce([usable[c].to_numpy() == v for c, v in zip(SERIES, main, strict=True)])
+    other = usable[~keep]
+    reason = pd.Series("other commodity name", index=other.index, dtype="object")
     for column, label in (
-        ("currency", "other currency"),
-        ("base", "other unit base"),
         ("grade", "other grade or variety"),
-    ):
-        differs = other[column] != main[SERIES.index(column)]
-        excluded[label] = int(differs.sum())
-        other = other[~differs]
-    excluded["other commodity name"] = len(other)
-    return prices[keep], {k: v for k, v in excluded.items() if v}
+        ("base", "other unit base"),
+        ("currency", "other currency"),
+    ):  # the last assignment wins: currency first, then unit, then grade
+        reason[other[column] != main[SERIES.index(column)]] = label
+    left = pd.concat([left, other.assign(reason=reason).reindex(columns=ROW_COLUMNS)], ignore_index=True)
+    return usable[keep], left
+
+
+def excluded_list(left: pd.DataFrame) -> list[dict[str, Any]]:
+    """Every row left out, named: day, market, series, price and why."""
+    rows = left.sort_values(["day", "market"], kind="stable")
+    return [
+        {"day": pd.Timestamp(r.day).date().isoformat(), "market": str(r.market), "commodity": str(r.commodity),
+         "grade": str(r.grade), "currency": str(r.currency), "base": str(r.base), "price": _num(r.price),
+         "reason": str(r.reason)}
+        for r in rows.itertuples()
+    ]
 
 
 def market_medians(prices: pd.DataFrame, code: str) -> pd.DataFrame:
@@ -74,7 +128,9 @@ def spread(medians: pd.DataFrame) -> pd.DataFrame:
 def dispersion_table(prices: pd.DataFrame, cfg: AnalyticsConfig) -> pd.DataFrame:
     """Dispersion per period of one series, every period from first to last listed."""
     if prices.empty:
-        return pd.DataFrame(columns=["n_markets", "cv", "mean_abs_log_diff"])
+        return pd.DataFrame({"n_markets": pd.Series(dtype="int64"), "cv": pd.Series(dtype="float64"),
+                             "mean_abs_log_diff": pd.Series(dtype="float64")},
+                            index=pd.PeriodIndex([], freq=cfg.period_code))
     table = spread(market_medians(prices, cfg.period_code))
     full = pd.period_range(table.index.min(), table.index.max(), freq=cfg.period_code)
     table = table.reindex(full)
@@ -89,9 +145,15 @@ def dispersion_trend(table: pd.DataFrame, cfg: AnalyticsConfig) -> Trend:
     return decide([raw], [cfg.effects["dispersion_cv"]], [level], cfg)[0]
 
 
-def dispersion_report(prices: pd.DataFrame, commodity: str, cfg: AnalyticsConfig) -> dict[str, Any]:
-    """The JSON-able dispersion report of ``prices`` (one commodity's observations)."""
-    series, excluded = choose_series(prices)
+def dispersion_report(prices: pd.DataFrame, commodity: str, cfg: AnalyticsConfig,
+                      served: set[str] | None = None) -> dict[str, Any]:
+    """The JSON-able dispersion report of ``prices`` (one commodity's observations).
+
+    ``prices`` may hold rows that are not approved (``status``): they are counted and named.
+    ``served``: the markets the service serves, for the comparison with the others.
+    """
+    series, left = choose_series_rows(prices)
+    excluded = _counts(left)
     table = dispersion_table(series, cfg)
     result = dispersion_trend(table, cfg)
     periods = [
@@ -109,8 +171,50 @@ def dispersion_report(prices: pd.DataFrame, commodity: str, cfg: AnalyticsConfig
         "trend": {"slope_per_year": _num(result.slope_per_year),
                   "ci": [_num(v) for v in result.ci] if result.ci else None, "state": result.state},
         "series": main, "rows_used": len(series), "rows_excluded": excluded,
-        "trend_detail": result.as_dict(),
+        "excluded_rows": excluded_list(left), "trend_detail": result.as_dict(),
+        "comparison": served_comparison(series, served, cfg),
+        "note": "" if len(series) else "no approved price of this kind with a positive value",
     }
+
+
+def served_comparison(series: pd.DataFrame, served: set[str] | None, cfg: AnalyticsConfig) -> dict[str, Any]:
+    """CV among markets the service serves against CV among the others, per period.
+
+    Per period each group needs 3+ markets. The mean difference (served - not served) has an
+    interval for autocorrelated periods: standard error from the effective number of periods
+    n (1 - r1) / (1 + r1), Student t. Descriptive: the service chose where to work.
+    """
+    if not served or series.empty:
+        return {"available": False, "reason": "no market is served by the service" if not served else "no prices"}
+    inside = series["market"].isin(served)
+    if inside.all() or not inside.any():
+        return {"available": False, "reason": "all priced markets are served" if inside.all()
+                else "no served market has prices"}
+    tables = {name: dispersion_table(series[mask], cfg) for name, mask in (("served", inside), ("not_served", ~inside))}
+    both = pd.concat({"cv_served": tables["served"]["cv"], "cv_not_served": tables["not_served"]["cv"]},
+                     axis=1, join="inner").dropna()
+    out: dict[str, Any] = {
+        "available": len(both) > 0,
+        "served_markets": int(series.loc[inside, "market"].nunique()),
+        "other_markets": int(series.loc[~inside, "market"].nunique()),
+        "periods": len(both),
+        "mean_cv_served": _num(both["cv_served"].mean()) if len(both) else None,
+        "mean_cv_not_served": _num(both["cv_not_served"].mean()) if len(both) else None,
+        "difference": None, "ci": None,
+        "method": "mean over periods where both groups have 3+ markets; t interval with an effective number "
+                  "of periods corrected for lag-1 autocorrelation; descriptive, not an effect of the service",
+    }
+    if len(both) == 0:
+        out["reason"] = "no period with 3+ markets in both groups"
+        return out
+    diff = (both["cv_served"] - both["cv_not_served"]).to_numpy()
+    out["difference"] = float(diff.mean())
+    if len(diff) >= 3 and diff.std(ddof=1) > 0:
+        rho = max(lag1(diff), 0.0)
+        n_eff = max(len(diff) * (1 - rho) / (1 + rho), 2.0)
+        half = float(stats.t.ppf(0.5 + cfg.level / 2, n_eff - 1)) * diff.std(ddof=1) / math.sqrt(n_eff)
+        out["ci"] = [out["difference"] - half, out["difference"] + half]
+    return out
 
 
 def current_dispersion(prices: pd.DataFrame, today: pd.Timestamp, cfg: AnalyticsConfig) -> dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from smsgw.analytics.cells import mean_interval
+from smsgw.analytics.cells import clusters_of, mean_interval
 from smsgw.analytics.config import AnalyticsConfig
 from smsgw.analytics.indicators import Level
 from smsgw.analytics.stats import wilson
@@ -79,7 +79,8 @@ def informed_sales(frame: pd.DataFrame, events: dict[str, pd.DataFrame], cfg: An
     found = pd.merge_asof(left, infos, on="day", by=["farmer", "commodity"], direction="backward",
                           tolerance=pd.Timedelta(days=cfg.informed_days))
     informed = found.set_index("index")["info_day"].reindex(frame.index).notna().astype("float64")
-    mean, lo, hi, method, g = mean_interval(informed, pd.Series(1.0, index=frame.index), frame["farmer"], cfg, rng)
+    mean, lo, hi, method, g = mean_interval(
+        informed, pd.Series(1.0, index=frame.index), clusters_of(frame), cfg, rng)
     per = (
         pd.DataFrame({"period": frame["period"].to_numpy(), "informed": informed.to_numpy()})
         .groupby("period")["informed"]

@@ -8,22 +8,28 @@ enrolled, or enrolling after both g and the month), each farmer weighted by the 
 sales. The effect is the average of ATT(g, e >= 1) weighted by the cohort's sales in
 that month: the enrolment month itself (e = 0) mixes sales before and after the day, so
 it is shown in the event study but left out of the effect. Leads (e < 0) are the
-pre-trend check. No two-way fixed-effects regression:
+pre-trend check: the leads are tested jointly (Wald test that they are equal, with the
+bootstrap covariance at the effect's cluster level, referred to F(k - 1, G - 1)); when it
+rejects, no verdict (improving, worsening, no change) is given. No two-way fixed-effects regression:
 with staggered timing it compares late enrollees with early ones already treated.
-Intervals come from a cluster bootstrap by producer group (village, else farmer).
+Intervals come from a cluster bootstrap by village (producer group where no village is known,
+else the farmer).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from scipy.stats import f as f_dist
+from scipy.stats import t as t_dist
 
+from smsgw.analytics import cells
 from smsgw.analytics.config import AnalyticsConfig
-from smsgw.analytics.stats import bootstrap_weights
+from smsgw.analytics.stats import bootstrap_weights, detectable, mde
 
 REPLICATE_BLOCK = 100  # bootstrap replicates drawn and summed together
 
@@ -53,12 +59,14 @@ class EnrolmentEffect:
     post_sales: int = 0
     cohorts: int = 0
     event_study: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pre_trend: dict[str, Any] = field(default_factory=dict)
+    mde_pct: float | None = None
 
 
 def _cluster_key(people: pd.DataFrame) -> pd.Series:
-    """Producer group, else village, else the farmer alone (one value per farmer row)."""
-    key = people["group"].where(people["group"] != "", "village:" + people["village"])
-    return key.where(key != "village:", "farmer:" + people["farmer"].astype(str))
+    """Village, else producer group, else the farmer alone (one value per farmer row): the
+    level of the level intervals too (``cells.cluster_key``)."""
+    return cells.cluster_key(people)
 
 
 def _stack(frame: pd.DataFrame, cfg: AnalyticsConfig) -> pd.DataFrame:
@@ -173,9 +181,105 @@ def estimate(frame: pd.DataFrame, cfg: AnalyticsConfig, rng: np.random.Generator
     study = pd.DataFrame({"event": events, "effect": point[1:], "lo": lo[1:], "hi": hi[1:],
                           "treated_sales": [int(treated_sales.get(k, 0)) for k in events]})
     effect, ci = point[0], (lo[0], hi[0])
+    pre = _pre_trends(frame, cfg, rng)
+    smallest = math.expm1(mde((ci[1] - ci[0]) / 2, cfg.level)) * 100 if np.isfinite(ci[1] - ci[0]) else None
     state, reason = _state(effect, ci, counts, cfg)
+    if state == "no detectable change":
+        reason += detectable(smallest, "%")
+    if pre.get("rejects") and state != "insufficient data":
+        state, reason = "insufficient data", (
+            f"refused: the pre-trend test rejects parallel trends (p = {pre['p_value']:.3f}): enrolled and "
+            "comparison farmers were already drifting apart before enrolment, so the difference after it "
+            "is not the effect of enrolment")
     return EnrolmentEffect(math.expm1(effect) * 100, (math.expm1(ci[0]) * 100, math.expm1(ci[1]) * 100), state,
-                           reason, method, event_study=study, **counts)
+                           reason, method, event_study=study, pre_trend=pre, mde_pct=smallest, **counts)
+
+
+def _pre_trends(frame: pd.DataFrame, cfg: AnalyticsConfig, rng: np.random.Generator) -> dict[str, Any]:
+    """The pre-trend test over ``pre_trend_months`` leads, with its lead estimates.
+
+    The same cohorts, comparisons and cluster bootstrap as the effect, over a longer window
+    before enrolment (each farmer's baseline: their mean over that window).
+    """
+    window = replace(cfg, event_before=max(cfg.pre_trend_months, cfg.event_before), event_after=0)
+    stack = _stack(frame, window)
+    if stack.empty:
+        return {"test": "", "p_value": None, "rejects": False, "leads": 0,
+                "reason": "no cohort with comparison farmers before enrolment: pre-trends not testable",
+                "estimates": []}
+    # Only leads with enough treated clusters: a lead carried by two or three enrolled
+    # villages has a cluster-robust variance far too small (over-rejection), and the early
+    # cohorts have few months before enrolment.
+    treated = stack[stack["treated"]].groupby("e")["cluster"].nunique()
+    supported = treated[treated >= cfg.min_clusters].index
+    stack = stack[stack["e"].isin(supported)]
+    if stack.empty:
+        return {"test": "", "p_value": None, "rejects": False, "leads": 0, "estimates": [],
+                "reason": f"no month before enrolment with {cfg.min_clusters}+ enrolled clusters: "
+                          "pre-trends not testable"}
+    clusters = pd.Index(pd.unique(stack["cluster"]))
+    arrays = _cell_arrays(stack, clusters, dense=len(clusters) < cfg.few_clusters)
+    e = arrays["e"]
+    ts, tw, cs, cw = (_row_sums(arrays[k]) for k in ("ts", "tw", "cs", "cw"))
+    point = _estimates(ts, tw, cs, cw, e)
+    draws, _ = _bootstrap(arrays, point, cfg, rng)
+    lo, hi = _quantiles(draws, (1 - cfg.level) / 2)
+    events = np.unique(e)
+    result = pre_trend_test(point[1:], draws[:, 1:], events, len(clusters), cfg)
+    result["estimates"] = [
+        {"event": int(k), "effect": float(v), "lo": float(a), "hi": float(b)}
+        for k, v, a, b in zip(events, point[1:], lo[1:], hi[1:], strict=True) if k < 0 and np.isfinite(v)
+    ]
+    return result
+
+
+def pre_trend_test(point: np.ndarray, draws: np.ndarray, events: np.ndarray, clusters: int,
+                   cfg: AnalyticsConfig) -> dict[str, Any]:
+    """Joint test that the leads (event times before enrolment) are equal.
+
+    The leads are deviations from the farmers' own pre-enrolment mean, so their weighted sum
+    is about zero: parallel trends mean they are all equal (zero). The k - 1 differences from
+    the last lead are tested with a Wald statistic W using the covariance of the bootstrap
+    replicates (clustered like the effect), scaled as Hotelling's T^2: (G - q) / (q (G - 1)) W
+    referred to F(q, G - q), q = k - 1; and the leads' least-squares slope on t(G - 1).
+    Each at half the level (Bonferroni).
+    """
+    leads = [i for i, k in enumerate(events) if k < 0 and np.isfinite(point[i])]
+    name = "joint Wald test of equal leads (cluster bootstrap covariance, Hotelling F)"
+    if len(leads) < 2:
+        return {"test": name, "p_value": None, "rejects": False, "leads": len(leads),
+                "reason": "fewer than two months before enrolment with an estimate: pre-trends not testable"}
+    last = leads[-1]
+    contrast = point[leads[:-1]] - point[last]
+    reps = draws[:, leads[:-1]] - draws[:, [last]]
+    reps = reps[np.isfinite(reps).all(axis=1)]
+    if len(reps) < 10 or clusters < 2:
+        return {"test": name, "p_value": None, "rejects": False, "leads": len(leads),
+                "reason": "too few clusters or replicates: pre-trends not testable"}
+    cov = np.atleast_2d(np.cov(reps, rowvar=False))
+    values = np.linalg.eigvalsh(cov)
+    rank = int((values > values.max() * 1e-9).sum()) if values.max() > 0 else 0
+    if rank == 0:
+        return {"test": name, "p_value": None, "rejects": False, "leads": len(leads),
+                "reason": "the leads do not vary across replicates: pre-trends not testable"}
+    wald = float(contrast @ np.linalg.pinv(cov, hermitian=True) @ contrast)
+    # Hotelling's small-sample scaling: a covariance estimated from G clusters makes W too
+    # large when the leads are many; (G - q) / (q (G - 1)) W is F(q, G - q).
+    p_joint = (float(f_dist.sf(wald * (clusters - rank) / (rank * (clusters - 1)), rank, clusters - rank))
+               if clusters > rank else 1.0)
+    # A drift shows most clearly as a slope across the leads: its least-squares slope per
+    # month, with the same replicates, on t(G - 1). Each test at half the level (Bonferroni).
+    times = events[leads].astype("float64")
+    weights = (times - times.mean()) / ((times - times.mean()) ** 2).sum()
+    slope = float(weights @ point[leads])
+    slopes = draws[:, leads] @ weights
+    slopes = slopes[np.isfinite(slopes)]
+    se = float(np.std(slopes, ddof=1))
+    p_slope = float(2 * t_dist.sf(abs(slope) / se, max(clusters - 1, 1))) if se > 0 else 1.0
+    p = min(1.0, 2 * min(p_joint, p_slope))
+    return {"test": name + "; and slope of the leads, t(G-1); Bonferroni", "statistic": wald, "df": rank,
+            "p_joint": p_joint, "slope_per_month": slope, "p_slope": p_slope, "p_value": p,
+            "rejects": p < cfg.alpha, "leads": len(leads), "reason": ""}
 
 
 def _bootstrap(arrays: dict[str, np.ndarray], point: np.ndarray, cfg: AnalyticsConfig,

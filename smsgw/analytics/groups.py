@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from smsgw.analytics.cells import mean_interval
+from smsgw.analytics.cells import clusters_of, mean_interval
 from smsgw.analytics.config import AnalyticsConfig
 from smsgw.analytics.indicators import Level
 from smsgw.analytics.reference import attach_reference
@@ -71,10 +71,10 @@ def delivery_rate(orders: pd.DataFrame, cfg: AnalyticsConfig) -> Level:
 
 
 def group_volume(frame: pd.DataFrame, cfg: AnalyticsConfig, rng: np.random.Generator) -> Level:
-    """Share of reported volume sold through group orders, farmers as clusters."""
+    """Share of reported volume sold through group orders, clustered by village."""
     if frame.empty:
         return Level(None, reason="no sales with a reference")
     in_group = ((frame["buyer_type"] == "group_order") | frame["group_order"].notna()).astype("float64")
-    mean, lo, hi, method, g = mean_interval(in_group, frame["quantity"], frame["farmer"], cfg, rng)
+    mean, lo, hi, method, g = mean_interval(in_group, frame["quantity"], clusters_of(frame), cfg, rng)
     ci = (max(lo, 0.0), min(hi, 1.0)) if lo is not None and hi is not None else None
     return Level(mean, ci, len(frame), g, method)

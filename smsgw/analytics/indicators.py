@@ -46,6 +46,7 @@ def prepare(
         enriched[column] = enriched[column].fillna("")
     if "enrolled" not in enriched:
         enriched["enrolled"] = pd.NaT
+    enriched["cluster"] = cells.cluster_key(enriched).to_numpy() if len(enriched) else ""
     excluded = enriched.loc[enriched["ref_missing"] != "", "ref_missing"].value_counts().to_dict()
     valid = enriched[enriched["ref_missing"] == ""].copy()
     valid["share"] = valid["price"] / valid["ref_price"]
@@ -88,15 +89,22 @@ def share_series(frame: pd.DataFrame, cfg: AnalyticsConfig) -> pd.Series:
     return cells.share_series(_one(frame), cfg).droplevel(0)
 
 
-def share_band(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per period: geometric mean, quartiles and count of price shares (for plots and CSV)."""
+def share_band(frame: pd.DataFrame, cfg: AnalyticsConfig | None = None) -> pd.DataFrame:
+    """Per period: geometric mean, quartiles and count of price shares (for plots and CSV);
+    with ``cfg``, the geometric mean's clustered interval too (``lo``, ``hi``, ``clusters``)."""
     grouped = frame.assign(wl=frame["log_share"] * frame["quantity"]).groupby("period", observed=True)
     sums = grouped[["wl", "quantity"]].sum()
     quartiles = grouped["share"].quantile([0.25, 0.5, 0.75]).unstack()
-    return pd.DataFrame({
+    band = pd.DataFrame({
         "geo_mean": np.exp(sums["wl"] / sums["quantity"]), "q1": quartiles[0.25],
         "median": quartiles[0.5], "q3": quartiles[0.75], "n": grouped.size(),
     })
+    if cfg is not None:
+        levels = cells.share_levels(frame.assign(cell=frame["period"]), cfg, np.random.default_rng(cfg.seed))
+        levels = levels.set_axis(pd.PeriodIndex(levels.index, freq=band.index.freq)).reindex(band.index)
+        band["lo"], band["hi"] = levels["lo"].to_numpy(), levels["hi"].to_numpy()
+        band["clusters"] = levels["clusters"].fillna(0).astype("int64").to_numpy()
+    return band
 
 
 def log_discount(share: Level) -> Level:

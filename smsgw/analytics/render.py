@@ -91,7 +91,8 @@ def render_text(report: dict[str, Any]) -> str:
         lines.append(f"  excluded {count}: {reason}")
     lines.append("States: " + ", ".join(f"{k} {v}" for k, v in report["states"].items()))
     lines.append(
-        f"Rules: trend per {s['freq']} (Theil-Sen slope, Mann-Kendall test), at least {s['min_points']} periods "
+        f"Rules: trend per {s['freq']} (Theil-Sen slope, Mann-Kendall test corrected for autocorrelation), "
+        f"at least {s['min_points']} periods "
         f"of {s['min_sales']}+ sales, {s['min_clusters']}+ clusters; {s['level']:.0%} intervals; "
         f"Benjamini-Hochberg FDR {s['fdr']:.0%} across cells. Transport costs: {s['transport_costs']}."
     )
@@ -156,6 +157,14 @@ def _effect_lines(effect: dict[str, Any]) -> list[str]:
     ]
     for e in effect["event_study"]:
         lines.append(f"    {e['event']:+d}: {_f(e['effect'])} {_ci([e['lo'], e['hi']])}  ({e['treated_sales']} sales)")
+    pre = effect.get("pre_trend") or {}
+    if pre.get("p_value") is not None:
+        lines.append(
+            f"  pre-trend test over {pre['leads']} months before enrolment: p = {pre['p_value']:.3f} "
+            f"(equal leads p = {pre['p_joint']:.3f}, slope {pre['slope_per_month']:+.4f}/month p = "
+            f"{pre['p_slope']:.3f}); " + ("REJECTS parallel trends: no verdict" if pre["rejects"] else "passes"))
+    elif pre.get("reason"):
+        lines.append(f"  pre-trend test: {pre['reason']}")
     return lines
 
 
@@ -183,4 +192,12 @@ def _market_lines(market: list[dict[str, Any]]) -> list[str]:
                 parts.append(f"intra-annual range {m['seasonal_amplitude']:.1%} of the mean")
             parts += [f"excluded {v}: {k}" for k, v in m["rows_excluded"].items()]
             lines.append(f"  {'':<16} " + "; ".join(parts))
+        comparison = m.get("comparison") or {}
+        if comparison.get("available"):
+            ci = comparison["ci"]
+            lines.append(
+                f"  {'':<16} served markets ({comparison['served_markets']}) mean CV {comparison['mean_cv_served']:.3f}"
+                f" against {comparison['other_markets']} others {comparison['mean_cv_not_served']:.3f}: difference "
+                f"{comparison['difference']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+                + f" over {comparison['periods']} periods (descriptive)")
     return lines

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from smsgw.analytics import cells, data, dispersion, engagement, enrolment, groups, indicators
 from smsgw.analytics.config import PRIMARY, STATES, AnalyticsConfig
 from smsgw.analytics.indicators import Level
-from smsgw.analytics.stats import Trend, decide, negated, trend
+from smsgw.analytics.stats import Trend, decide, detectable, mde, negated, trend
 
 DIMENSIONS = ("all", "commodity", "region", "market", "group")
 SOURCE = ("smsgw database: farmers' sale reports, approved wholesale price observations, "
@@ -34,6 +34,7 @@ class Inputs:
     events: dict[str, pd.DataFrame] | None = None
     retail: pd.DataFrame = field(default_factory=pd.DataFrame)
     source: str = SOURCE
+    held: pd.DataFrame = field(default_factory=pd.DataFrame)  # wholesale prices not approved, per status
 
 
 def load_inputs(
@@ -50,6 +51,7 @@ def load_inputs(
         orders=data.load_orders(conn, commodity_ids=commodity_ids), members=data.load_members(conn),
         events=data.load_engagement(conn, since),
         retail=data.load_prices(conn, kind="retail", commodity_ids=commodity_ids, since=since),
+        held=data.load_held(conn, commodity_ids=commodity_ids, since=price_start),
     )
 
 
@@ -172,7 +174,10 @@ def _comparison(indicator: str, level: Level, cfg: AnalyticsConfig) -> Row:
     lo, hi = level.ci
     state = ("improving" if lo > 0 and level.value >= size else "worsening" if hi < 0 and -level.value >= size
              else "no detectable change")
-    return Row(indicator, "all", "all", level, Trend(0, test="interval of the comparison", state=state))
+    smallest = mde((hi - lo) / 2, cfg.level)
+    reason = detectable(smallest).removeprefix("; ") if state == "no detectable change" else ""
+    return Row(indicator, "all", "all", level, Trend(0, test="interval of the comparison", state=state,
+                                                     reason=reason, mde_per_year=smallest))
 
 
 def _single(indicator: str, level: Level, series: pd.Series | None, cfg: AnalyticsConfig) -> Row:
@@ -257,7 +262,7 @@ def bargaining(inputs: Inputs, cfg: AnalyticsConfig, today: pd.Timestamp) -> dic
         "enrolment": _effect_dict(effect),
         "market": market,
         "series": {
-            "share_band": indicators.share_band(frame) if len(frame) else pd.DataFrame(),
+            "share_band": indicators.share_band(frame, cfg) if len(frame) else pd.DataFrame(),
             "premiums": premiums,
             "event_study": effect.event_study,
             "dispersion": tables,
@@ -283,6 +288,8 @@ def _effect_dict(effect: enrolment.EnrolmentEffect) -> dict[str, object]:
         "state": effect.state, "reason": effect.reason, "method": effect.method, "clusters": effect.clusters,
         "treated_farmers": effect.treated_farmers, "control_farmers": effect.control_farmers,
         "post_sales": effect.post_sales, "cohorts": effect.cohorts,
+        "mde_pct": _num(effect.mde_pct), "pre_trend": {k: _num(v) if isinstance(v, float) else v
+                                                       for k, v in effect.pre_trend.items()},
         "event_study": [{"event": int(r.event), "effect": _num(r.effect), "lo": _num(r.lo), "hi": _num(r.hi),
                          "treated_sales": int(r.treated_sales)} for r in study.itertuples()] if len(study) else [],
     }
@@ -293,6 +300,9 @@ def _market_side(
 ) -> tuple[list[dict[str, object]], dict[str, pd.DataFrame]]:
     out: list[dict[str, object]] = []
     tables, raw, levels = {}, [], []
+    homes = inputs.people["home_market"] if "home_market" in inputs.people else pd.Series(dtype="object")
+    served = {str(m) for m in pd.concat([homes, inputs.sales.get("market", pd.Series(dtype="object"))]).dropna()
+              if str(m)}
     for commodity, prices in inputs.prices.groupby("commodity", sort=True):
         series, excluded = dispersion.choose_series(prices)
         table = dispersion.dispersion_table(series, cfg)
@@ -300,12 +310,19 @@ def _market_side(
         raw.append(trend(table["cv"], cfg))
         levels.append(float(table["cv"].mean()) if table["cv"].notna().any() else 0.0)
         retail = inputs.retail[inputs.retail["commodity"] == commodity] if len(inputs.retail) else inputs.retail
+        if len(inputs.held):
+            held = inputs.held[inputs.held["commodity"] == commodity]
+            for status, label in (("pending", dispersion.HELD), ("rejected", dispersion.REJECTED)):
+                rows = int(held.loc[held["status"] == status, "rows"].sum())
+                if rows:
+                    excluded[label] = excluded.get(label, 0) + rows
         out.append({
             "commodity": str(commodity), "now": dispersion.current_dispersion(series, today, cfg),
             "mean_cv": _num(table["cv"].mean()) if table["cv"].notna().any() else None,
             "seasonal_amplitude": dispersion.seasonal_amplitude(series),
             "retail_margin": dispersion.retail_margin(series, retail) if len(retail) else {"value": None, "n": 0},
             "rows_excluded": excluded,
+            "comparison": dispersion.served_comparison(series, served, cfg),
         })
     # One false discovery rate across the commodities' dispersion trends.
     decided = decide(raw, [cfg.effects["dispersion_cv"]] * len(raw), levels, cfg)

@@ -6,7 +6,7 @@ commands join the group (click lists them alphabetically in ``--help``).
 """
 from __future__ import annotations
 
-from smsgw.cli import contacts, doctor, jobs, outbox, prices, report, service, simulate, users
+from smsgw.cli import buyers, contacts, doctor, jobs, outbox, prices, report, service, simulate, users
 from smsgw.cli.core import main
 
 for command in (
@@ -25,6 +25,7 @@ for command in (
     doctor.doctor,
     users.users,
     contacts.contacts,
+    buyers.buyers,
 ):
     main.add_command(command)
 del command

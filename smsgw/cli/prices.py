@@ -6,6 +6,7 @@ and unrelated commands start without loading them.
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 import sys
 from pathlib import Path
@@ -78,6 +79,12 @@ def _print_summary(summary: ImportSummary, dry_run: bool) -> None:
     "--country",
     help="ISO country of markets created from a file without one (default: from the currency).",
 )
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Judge rows as of this day (default today): outliers older than the price maximum age "
+    "are history, flagged but not held.",
+)
 def import_prices(
     file: Path,
     fmt: str,
@@ -86,6 +93,7 @@ def import_prices(
     atomic: bool,
     source: str | None,
     country: str | None,
+    as_of: dt.datetime | None,
 ) -> None:
     """Import market prices from FILE; importing the same file again adds nothing.
 
@@ -130,6 +138,7 @@ def import_prices(
                 policy=Policy.from_settings(settings),
                 country=country,
                 progress=bar.update,
+                as_of=as_of.date() if as_of else None,
             )
     except price_files.ImportFileError as error:
         raise click.ClickException(str(error)) from None

@@ -29,6 +29,9 @@ def price_line(
     names, then drops the best-market clause, so that the line fits ``budget``.
     """
     today = today or quote.day
+    # Best first: full names, then short ones, with the best-market clause; only then the
+    # line alone (full names, then short), then cut.
+    plain: list[str] = []
     for short in (False, True):
         market = quote.market.short_name if short else quote.market.name
         values = {
@@ -42,10 +45,12 @@ def price_line(
             line = t("No recent price for %(crop)s in %(market)s. Last: %(price)s/%(unit)s on %(date)s.", **values)
             if len(line) <= budget:
                 return line
+            plain.append(line)
             continue
         line = t("%(crop)s %(market)s %(date)s: %(price)s/%(unit)s", **values)
         if quote.week_change_pct is not None:
             line += ", " + t("%(change)s in a week", change=t.percent(quote.week_change_pct))
+        plain.append(line)
         if best is not None:
             best_name = best.market.short_name if short else best.market.name
             with_best = (
@@ -60,9 +65,10 @@ def price_line(
             )
             if len(with_best) <= budget:
                 return with_best
+    for line in plain:
         if len(line) <= budget:
             return line
-    return line[:budget]
+    return plain[-1][:budget]
 
 
 def price_answer(

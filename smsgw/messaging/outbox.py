@@ -252,6 +252,30 @@ def record_result(message: OutboundMessage, result: SendResult, now: dt.datetime
         message.last_error = result.error or "failed"
 
 
+def requeue_failed(session: so.Session, message_id: int, now: dt.datetime | None = None) -> bool:
+    """Queue a failed message again, now, with a fresh count of attempts; False when it is
+    not failed (already retried by a double click or another operator: conditional update).
+
+    The first attempt's gateway id is cleared (kept in ``last_error``): a late delivery
+    report for it must not move the new attempt.
+    """
+    found = session.get(OutboundMessage, message_id)
+    if found is None or found.status != "failed":
+        return False
+    trace = f"retried by an operator after: {found.last_error or 'failed'}"
+    if found.gateway_message_id:
+        trace += f" (first attempt {found.gateway_message_id})"
+    done = rowcount(session.execute(
+        sa.update(OutboundMessage)
+        .where(OutboundMessage.id == message_id, OutboundMessage.status == "failed")
+        .values(status="queued", attempts=0, next_attempt_at=now or utcnow(), final_at=None,
+                gateway_message_id=None, last_error=trace[:500])
+        .execution_options(synchronize_session=False)
+    ))
+    session.refresh(found)
+    return bool(done)
+
+
 def renew_lease(session: so.Session, owner: str, lease: dt.timedelta = LEASE, now: dt.datetime | None = None) -> int:
     """Extend ``owner``'s claim on every row it is still sending; the caller commits."""
     now = now or utcnow()

@@ -25,6 +25,7 @@ from smsgw.models.messaging import (
 from smsgw.models.orders import BuyOffer, Commitment, GroupOrder, OrderPriceTier
 from smsgw.models.people import (
     Buyer,
+    BuyerMarket,
     Contact,
     GroupCommodity,
     Membership,
@@ -43,6 +44,7 @@ __all__ = [
     "BulletinRun",
     "BuyOffer",
     "Buyer",
+    "BuyerMarket",
     "Commitment",
     "Commodity",
     "CommodityAlias",

@@ -127,12 +127,17 @@ class Subscription(Base):
 
 
 class Buyer(Base):
-    """A trader, processor, exporter or other buyer of farmers' produce."""
+    """A trader, processor, exporter or other buyer of farmers' produce, or an input supplier.
+
+    ``country`` and ``currency`` bound what its offers may be: only groups of the same
+    country, in the same currency, can take them. ``contact`` is the phone that speaks for
+    the buyer (posts offers by SMS, hears when a group takes one).
+    """
 
     __tablename__ = "buyer"
     __table_args__ = (
         sa.CheckConstraint(
-            "kind IN ('trader', 'processor', 'exporter', 'wholesaler', 'cooperative')",
+            "kind IN ('trader', 'processor', 'exporter', 'wholesaler', 'cooperative', 'supplier')",
             name="kind_known",
         ),
     )
@@ -143,8 +148,23 @@ class Buyer(Base):
     kind: so.Mapped[str] = so.mapped_column(sa.String(16))
     phone: so.Mapped[str | None] = so.mapped_column(sa.String(16))
     market_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("market.id"))
+    country: so.Mapped[str | None] = so.mapped_column(sa.String(2))
+    currency: so.Mapped[str | None] = so.mapped_column(sa.String(3))
+    contact_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("contact.id"))
+    active: so.Mapped[bool] = so.mapped_column(default=True, server_default=sa.true())
 
     market: so.Mapped[Market | None] = so.relationship()
+    contact: so.Mapped[Contact | None] = so.relationship()
+    markets: so.Mapped[list[Market]] = so.relationship(secondary="buyer_market")
+
+
+class BuyerMarket(Base):
+    """A market a buyer serves (where it takes delivery)."""
+
+    __tablename__ = "buyer_market"
+
+    buyer_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("buyer.id", ondelete="CASCADE"), primary_key=True)
+    market_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("market.id"), primary_key=True)
 
 
 class PriceReporter(Base):

@@ -16,7 +16,7 @@ import sqlalchemy.orm as so
 from smsgw.i18n import Text
 from smsgw.messaging.encoding import encode_for_sms
 from smsgw.models import Buyer, BuyOffer, Commodity, Contact, Market, Subscription
-from smsgw.services import prices, standard_texts
+from smsgw.services import prices, standard_texts, storage, storage_texts
 from smsgw.services.catalog import grades_for
 
 # What a composer is given as its freshness rule: the settings (per-commodity maximum
@@ -37,13 +37,17 @@ def _fits(text: str, lang: str) -> bool:
     return encoded.encoding == "gsm7" and encoded.units <= BUDGET
 
 
-def _assemble(head: str, items: list[list[str]], lang: str) -> str | None:
-    """Head plus, per item, its essential part and then optional parts while they fit."""
+def _assemble(head: str, items: list[list[str]], lang: str, tail: str = "") -> str | None:
+    """Head plus, per item, its essential part and then optional parts while they fit.
+
+    ``tail`` (the weekly storage line) ends the text, its room kept before optional parts.
+    """
     if not items:
         return None
+    end = ". " + tail if tail else ""
     parts = [[item[0]] for item in items]
     text = head + " " + "; ".join(p[0] for p in parts)
-    while not _fits(text, lang) and len(parts) > 1:
+    while not _fits(text + end, lang) and len(parts) > 1:
         parts.pop()
         text = head + " " + "; ".join(p[0] for p in parts)
     for level in range(1, max(len(item) for item in items)):
@@ -52,9 +56,9 @@ def _assemble(head: str, items: list[list[str]], lang: str) -> str | None:
                 trial = [list(p) for p in parts]
                 trial[index].append(item[level])
                 candidate = head + " " + "; ".join(" ".join(p) for p in trial)
-                if _fits(candidate, lang):
+                if _fits(candidate + end, lang):
                     parts, text = trial, candidate
-    return text if _fits(text, lang) else None
+    return text + end if _fits(text + end, lang) else None
 
 
 def _settings(max_age: MaxAge) -> Mapping[str, Any]:
@@ -120,7 +124,28 @@ def daily_text(
                 )
             )
         items.append([core, *extras])
-    return _assemble(t("Prices %(date)s:", date=t.date(day)), items, t.lang)
+    head = t("Prices %(date)s:", date=t.date(day))
+    line = storage_line(session, contact, day, _settings(max_age)) if items else None
+    # The storage line only when the day's prices still fit beside it; else prices alone.
+    return (_assemble(head, items, t.lang, line) if line else None) or _assemble(head, items, t.lang)
+
+
+def storage_line(session: so.Session, contact: Contact, day: dt.date, settings: Mapping[str, Any]) -> str | None:
+    """Once a week in a harvest month: has storing the first such alert's crop paid here?
+
+    On ``storage.BULLETIN_WEEKDAY`` only, for the first alert whose crop is harvested this
+    month in its market's country and whose market has enough seasons of prices.
+    """
+    if day.weekday() != storage.BULLETIN_WEEKDAY:
+        return None
+    for sub in contact.subscriptions[:MAX_ITEMS]:
+        if day.month not in storage.harvest_months(sub.market.country, sub.commodity):
+            continue
+        advice = storage.advice_for(session, sub.commodity, sub.market, day, settings)
+        line = storage_texts.bulletin_line(Text(contact.language), advice, sub.commodity)
+        if line:
+            return line
+    return None
 
 
 def weekly_text(

@@ -66,7 +66,10 @@ class Policy:
             quiet_end=int(settings.get("BULLETIN_QUIET_END", cls.quiet_end)),
             daily_cap=int(settings.get("BULLETIN_DAILY_CAP", cls.daily_cap)),
             sender_ids=config.sender_ids(settings),
-            price_settings={key: value for key, value in settings.items() if key.startswith("PRICE_")},
+            # PRICE_* for freshness, STORAGE_* for the weekly storage line of harvest months
+            price_settings={
+                key: value for key, value in settings.items() if key.startswith(("PRICE_", "STORAGE_"))
+            },
         )
 
     def max_age(self) -> Mapping[str, Any] | int:

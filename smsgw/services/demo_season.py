@@ -20,6 +20,7 @@ from smsgw.models import (
     Commitment,
     Commodity,
     Contact,
+    Grade,
     GroupOrder,
     Market,
     Membership,
@@ -28,6 +29,7 @@ from smsgw.models import (
     Unit,
 )
 from smsgw.phones import normalize_phone
+from smsgw.services.settlement import amount_due
 
 DEMO_SOURCE = "demo"
 
@@ -121,6 +123,7 @@ def _orders(
             (normalize_phone(c["phone"]), decimal.Decimal(c["quantity"]), c.get("delivered"))
             for c in item["commitments"]
         ]
+        settled = fulfilled and "paid_days_ago" in item
         order = GroupOrder(
             group_id=group.id,
             opened_by_id=leader,
@@ -138,27 +141,52 @@ def _orders(
             created_at=at(item["opened_days_ago"], 8),
             closed_at=at(item["deadline_days_ago"], 18),
             fulfilled_at=at(item["fulfilled_days_ago"], 12) if fulfilled else None,
+            paid_on=today - dt.timedelta(days=item["paid_days_ago"]) if settled else None,
+            fee_per_unit=decimal.Decimal(item.get("fee_per_unit", "0")) if settled else None,
+            settled_at=at(item["fulfilled_days_ago"], 12) if settled else None,
         )
         session.add(order)
         session.flush()
-        for phone, quantity, delivered in commitments:
+        for (phone, quantity, delivered), given in zip(commitments, item["commitments"], strict=True):
             contact_id = session.scalar(
                 sa.select(Contact.id).where(Contact.phone == phone)
             )
-            session.add(
-                Commitment(
-                    order_id=order.id,
-                    contact_id=contact_id,
-                    quantity=quantity,
-                    unit_id=unit.id,
-                    order_quantity=quantity,
-                    delivered_quantity=decimal.Decimal(delivered)
-                    if delivered is not None
-                    else None,
-                    created_at=order.created_at,
-                    updated_at=order.created_at,
-                )
+            row = Commitment(
+                order_id=order.id,
+                contact_id=contact_id,
+                quantity=quantity,
+                unit_id=unit.id,
+                order_quantity=quantity,
+                delivered_quantity=decimal.Decimal(delivered)
+                if delivered is not None
+                else None,
+                created_at=order.created_at,
+                updated_at=order.created_at,
             )
+            if settled and delivered is not None:
+                _settle(session, order, row, given, at(item["fulfilled_days_ago"] - 1, 10))
+            session.add(row)
         orders[item["ref"]] = order
     session.flush()
     return orders
+
+
+def _settle(
+    session: so.Session, order: GroupOrder, row: Commitment, given: dict[str, Any], when: dt.datetime
+) -> None:
+    """A settled demo order's member: grade found, payout, payment reference, confirmation."""
+    if given.get("grade"):
+        row.delivered_grade_id = session.scalars(
+            sa.select(Grade.id).where(
+                Grade.commodity_id == order.commodity_id, Grade.code == given["grade"], Grade.buyer_id.is_(None)
+            )
+        ).first()
+    row.delivered_at = order.closed_at
+    delivered, price = row.delivered_quantity or decimal.Decimal(0), order.final_price or decimal.Decimal(0)
+    if delivered:
+        row.payout = amount_due(order, delivered, price, order.fee_per_unit or decimal.Decimal(0))
+    row.payment_reference = given.get("reference")
+    row.paid_at = when if row.payment_reference else None
+    row.confirmation = given.get("confirmation")
+    row.confirmed_at = when + dt.timedelta(hours=5) if row.confirmation else None
+    row.dispute_note = given.get("dispute_note")

@@ -10,6 +10,8 @@ from smsgw.models import Commitment, GroupOrder, Unit
 from smsgw.services.quantities import quantity_phrase
 
 CENTS = Decimal("0.01")
+# The USSD code members dial (group orders are item 3 of its menu).
+USSD_CODE = "*384#"
 
 
 def quantity(t: Text, value: Decimal, most: int = 3) -> str:
@@ -37,12 +39,14 @@ def announcement(t: Text, order: GroupOrder) -> str:
     if order.grade:
         phrase = f"{phrase} {order.grade.code}"
     values = {"id": order.id, "qty": phrase, "date": t.date(order.deadline.astimezone(zone).date())}
+    values["ussd"] = USSD_CODE
     if order.kind == "sell":
         head = t("New group order %(id)s: we sell %(qty)s.", **values)
-        tail = t("Commit your quantity by %(date)s", **values)
+        tail = t("Commit by %(date)s: send JOIN %(id)s 10 (your quantity) or dial %(ussd)s.", **values)
     else:
         head = t("New group order %(id)s: we buy %(qty)s.", **values)
-        tail = t("Order your quantity by %(date)s", **values)
+        tail = t("Order by %(date)s: send JOIN %(id)s 10 (your quantity) or dial %(ussd)s.", **values)
+    short = t("By %(date)s: JOIN %(id)s 10 or %(ussd)s", **values)
     if order.price_tiers:
         best = order.price_tiers[-1]
         price = t("Price %(price)s each from %(qty)s.", qty=quantity(t, best.min_quantity),
@@ -51,7 +55,12 @@ def announcement(t: Text, order: GroupOrder) -> str:
         price = t("Price %(price)s each.", price=t.money(order.price, order.currency))
     else:
         price = ""
-    return " ".join(part for part in (head, price, tail) if part)
+    # How to commit is always said: the short form when the long one would not fit one SMS
+    # (with room for order numbers a few digits longer).
+    text = " ".join(part for part in (head, price, tail) if part)
+    if len(text) > 150:
+        text = " ".join(part for part in (head, price, short) if part)
+    return text
 
 
 def receipt(t: Text, order: GroupOrder, msgid: str, amount: Decimal, unit: Unit) -> str:

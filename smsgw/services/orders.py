@@ -144,8 +144,13 @@ def open_order(
     commodity: Commodity, target_quantity: Decimal, unit: Unit, price: Decimal | None,
     deadline: dt.datetime, buyer: Buyer | None = None, grade: Grade | None = None,
     offer: BuyOffer | None = None, tiers: Sequence[tuple[Decimal, Decimal]] = (),
+    draft: bool = False,
 ) -> GroupOrder:
-    """Open a group order (leaders only) and tell every other member about it."""
+    """Open a group order (leaders only) and tell every other member about it.
+
+    A ``draft`` (a price far from the market's, to be confirmed by the leader) is stored
+    and told to nobody until ``publish_draft``.
+    """
     # Kind, grade and market come from menus and data, not from what a farmer typed:
     # a wrong one is a bug in the caller, hence ValueError rather than OrderError.
     if kind not in ("sell", "buy") or (tiers and kind != "buy"):
@@ -177,19 +182,38 @@ def open_order(
         grade_id=grade.id if grade else (offer.grade_id if offer else None),
         buyer_id=buyer.id if buyer else (offer.buyer_id if offer else None),
         offer_id=offer.id if offer else None, target_quantity=target, unit_id=unit.id,
-        price=price, currency=market.currency, deadline=deadline, status="open",
+        price=price, currency=market.currency, deadline=deadline, status="draft" if draft else "open",
         committed_total=Decimal(0), price_tiers=[tier_rows[key] for key in sorted(tier_rows)],
     )
     session.add(order)
     session.flush()
+    if not draft:
+        _announce(session, order)
+    return order
+
+
+def publish_draft(session: so.Session, order_id: int, leader: Contact, *, now: dt.datetime) -> GroupOrder:
+    """The leader confirms a draft order's price: it opens and the members are told."""
+    order = _lock_order(session, order_id, leader)
+    if order.status != "draft":
+        raise OrderError("not_open", f"order {order.id} is {order.status}, not a draft")
+    if order.deadline <= now:
+        raise OrderError("deadline_passed", f"draft {order.id} ran out on {order.deadline}")
+    order.status = "open"
+    session.flush()
+    _announce(session, order)
+    return order
+
+
+def _announce(session: so.Session, order: GroupOrder) -> None:
+    """The new-order SMS to every member of the group but the leader who opened it."""
     others = session.scalars(
         sa.select(Contact).join(Membership)
-        .where(Membership.group_id == group.id, Contact.id != leader.id).order_by(Contact.id)
+        .where(Membership.group_id == order.group_id, Contact.id != order.opened_by_id).order_by(Contact.id)
     ).all()
     for member in others:
         _send(session, member, order_texts.announcement(Text(member.language), order), "order",
               f"order:{order.id}:opened:{member.id}")
-    return order
 
 
 def commit(
@@ -270,12 +294,21 @@ def close(session: so.Session, order_id: int, leader: Contact, *, now: dt.dateti
 
 
 def cancel(session: so.Session, order_id: int, leader: Contact, *, now: dt.datetime) -> GroupOrder:
-    """Cancel an open or closed order (leaders only) and tell each committed member."""
+    """Cancel a draft, open or closed order (leaders only) and tell each committed member;
+    what it reserved of a buyer's offer is given back."""
     order = _lock_order(session, order_id, leader)
-    if order.status not in ("open", "closed"):
+    if order.status not in ("draft", "open", "closed"):
         raise OrderError("not_open", f"order {order.id} is {order.status}")
     order.status = "cancelled"
     order.closed_at = order.closed_at or now
+    if order.offer_id is not None:
+        # Orders opened before reservations existed reserved nothing: never below zero.
+        back = BuyOffer.reserved_quantity - order.target_quantity
+        session.execute(
+            sa.update(BuyOffer).where(BuyOffer.id == order.offer_id)
+            .values(reserved_quantity=sa.case((back > 0, back), else_=Decimal(0)))
+            .execution_options(synchronize_session=False)
+        )
     _notify_committed(session, order, "cancelled", order_texts.cancelled)
     return order
 

@@ -14,7 +14,11 @@ The rule, for a new price ``x`` of a commodity and kind in a market on a day:
 - Outlier against other markets when at least ``min_markets`` other markets of the same
   country have prices that ISO week and ``|x / their median - 1| > cross_band``.
 - Too little history (fewer than ``min_points``): held unless the source is trusted.
-- Outliers are always held; in-range prices are approved only from trusted sources.
+- Outliers are held, except in imported history: a row older than the commodity's price
+  maximum age (``prices.price_max_age``) can never be shown to farmers as current, so an
+  outlier there (a past price spike, a lean-season swing) is flagged in its status reason
+  but approved, and the history stays whole for the analytics.
+- In-range prices are approved only from trusted sources.
 
 Bulk imports use :class:`PriceChecker`, which loads history once per (market, commodity,
 kind) and a batch's cross-market weeks in a few queries, then decides row by row in memory.
@@ -35,8 +39,11 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from smsgw import config
-from smsgw.models import Market, PriceObservation, Unit
+from smsgw.models import Commodity, Market, PriceObservation, Unit
+from smsgw.services.prices import price_max_age
 
+# The status reason of an approved outlier in imported history: flagged, not held.
+HISTORY_FLAG = "flagged, not held (history older than the price maximum age): "
 MAD_SCALE = 1.4826  # makes the MAD estimate the standard deviation of a normal series
 # Many OR-ed ranges in one statement stay well under SQLite's and psycopg's parameter limits.
 QUERY_CHUNK = 200
@@ -72,6 +79,8 @@ class Policy:
     sparse_window_days: int = 365
     sparse_points: int = 12
     min_markets: int = 3
+    max_age_days: int = _DEFAULTS["PRICE_MAX_AGE_DAYS"]
+    max_age_by_commodity: Any = _DEFAULTS["PRICE_MAX_AGE_BY_COMMODITY"]
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any] | None = None) -> Policy:
@@ -91,7 +100,14 @@ class Policy:
             cross_band=float(given["PRICE_CROSS_MARKET_BAND"]),
             window_days=int(given["PRICE_HISTORY_DAYS"]),
             min_points=int(given["PRICE_MIN_HISTORY"]),
+            max_age_days=int(given.get("PRICE_MAX_AGE_DAYS") or _DEFAULTS["PRICE_MAX_AGE_DAYS"]),
+            max_age_by_commodity=given.get("PRICE_MAX_AGE_BY_COMMODITY") or "",
         )
+
+    def max_age(self, commodity_code: str) -> dt.timedelta:
+        """How old a price of the commodity may be and still be shown as current."""
+        return price_max_age(commodity_code, {"PRICE_MAX_AGE_DAYS": self.max_age_days,
+                                              "PRICE_MAX_AGE_BY_COMMODITY": self.max_age_by_commodity})
 
     def trusts(self, source: str) -> bool:
         """True when in-range prices from ``source`` may be published without review."""
@@ -167,6 +183,7 @@ class PriceChecker:
         self._loaded_from: dict[SeriesKey, int] = {}
         # Prices per market in each country-wide week cell (database and this batch).
         self._weeks: dict[WeekKey, dict[int, list[float]]] = {}
+        self._codes: dict[int, str] = {}  # commodity codes, for their price maximum age
 
     @property
     def _reach(self) -> int:
@@ -290,14 +307,27 @@ class PriceChecker:
             return None
         return statistics.median(others), len(others)
 
+    def is_history(self, candidate: Candidate, as_of: dt.date) -> bool:
+        """True when ``candidate`` is older on ``as_of`` than its commodity's price maximum age."""
+        code = self._codes.get(candidate.commodity_id)
+        if code is None:
+            code = self.session.scalar(sa.select(Commodity.code).where(Commodity.id == candidate.commodity_id)) or ""
+            self._codes[candidate.commodity_id] = code
+        return as_of - candidate.day > self.policy.max_age(code)
+
     def decide(
         self,
         candidate: Candidate,
         *,
         trusted: bool,
         untrusted_reason: str = "source not trusted for automatic publication",
+        history_as_of: dt.date | None = None,
     ) -> Decision:
-        """Approve or hold ``candidate``, with a reason a person can act on when held."""
+        """Approve or hold ``candidate``, with a reason a person can act on when held.
+
+        ``history_as_of`` (imports): an outlier older than the price maximum age on that day is
+        approved with the flag in its reason instead of being held.
+        """
         policy = self.policy
         reasons: list[str] = []
         points, window = self._points(candidate)
@@ -324,6 +354,8 @@ class PriceChecker:
                     f" of {count} other {candidate.country} markets that week"
                 )
         if reasons:
+            if history_as_of is not None and self.is_history(candidate, history_as_of):
+                return Decision("approved", HISTORY_FLAG + "; ".join(reasons))
             return Decision("pending", "; ".join(reasons))
         if not trusted:
             if len(points) < policy.min_points:

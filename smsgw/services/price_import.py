@@ -13,6 +13,7 @@ adds nothing. Each batch goes through :mod:`smsgw.services.price_checks` before 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import decimal
 import time
 from collections import Counter
@@ -103,8 +104,10 @@ class Importer:
         policy: Policy,
         country: str | None,
         batch_size: int,
+        as_of: dt.date | None = None,
     ) -> None:
         self.session = session
+        self.as_of = as_of
         self.fmt = fmt
         self.source = source
         self.atomic = atomic
@@ -245,9 +248,10 @@ class Importer:
         candidates = [self._candidate(item) for item in fresh]
         self.checker.prepare(candidates)
         now = utcnow()
+        today = self.as_of or now.date()  # rows older than the price maximum age are history
         rows, decisions = [], {}
         for item, candidate in zip(fresh, candidates):
-            decision = self.checker.decide(candidate, trusted=self.trusted)
+            decision = self.checker.decide(candidate, trusted=self.trusted, history_as_of=today)
             if not decision.held:
                 self.checker.accept(candidate)
             decisions[item.ref] = (item.row.line, decision)
@@ -327,8 +331,13 @@ def import_prices(
     country: str | None = None,
     progress: Callable[[int], None] | None = None,
     batch_size: int = BATCH_SIZE,
+    as_of: dt.date | None = None,
 ) -> ImportSummary:
-    """Import the price file at ``path`` in format ``fmt`` ("wfp" or "generic")."""
+    """Import the price file at ``path`` in format ``fmt`` ("wfp" or "generic").
+
+    ``as_of`` (default today): rows older than their commodity's price maximum age on that
+    day are history, whose outliers are flagged but not held.
+    """
     if fmt not in FORMATS:
         raise ImportFileError(f"unknown format {fmt!r} (use {' or '.join(FORMATS)})")
     source = (source or default_source(fmt)).strip()
@@ -344,5 +353,6 @@ def import_prices(
         policy=policy or Policy.from_settings(),
         country=country,
         batch_size=batch_size,
+        as_of=as_of,
     )
     return importer.run(Path(path), progress or (lambda _lines: None))

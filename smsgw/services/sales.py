@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from smsgw.models import Commodity, Contact, Market, PriceObservation, SaleReport, Unit
+from smsgw.db import utcnow
+from smsgw.models import Commodity, Contact, InboundMessage, Market, PriceObservation, SaleReport, Unit
 from smsgw.models.sales import BUYER_TYPES
 
 RECENT = dt.timedelta(days=30)
@@ -122,3 +123,18 @@ def report_sale(
     session.add(report)
     session.flush()
     return report
+
+
+def said_before(session: so.Session, message: InboundMessage, within: dt.timedelta = dt.timedelta(hours=1)) -> bool:
+    """True when the same text came from the same number within ``within`` before ``message``:
+    a farmer's way of confirming an unusual price ("send the same SMS again")."""
+    return session.scalar(
+        sa.select(InboundMessage.id)
+        .where(
+            InboundMessage.from_phone == message.from_phone,
+            InboundMessage.text == message.text,
+            InboundMessage.id != message.id,
+            InboundMessage.received_at >= utcnow() - within,
+        )
+        .limit(1)
+    ) is not None

@@ -36,6 +36,10 @@ from smsgw.phones import normalize_phone
 from smsgw.services.demo_season import DEMO_SOURCE, Catalog, load_season
 
 COUNTRY_FILES = ("kenya", "senegal")
+# Past seasons' monthly prices (content/prices/history.csv), for "store or sell".
+HISTORY_SOURCE = "demo-history"
+# The daily demo series covers the last 120 days; monthly history stops before them.
+HISTORY_WINDOW_DAYS = 125
 
 
 def _upsert(session: so.Session, model: type, key: dict[str, Any], values: dict[str, Any]) -> Any:
@@ -100,6 +104,12 @@ class Seeder:
                 added += self._prices(
                     self.content / "prices" / f"{name}.csv", countries[name]["currency"]
                 )
+        history = self.content / "prices" / "history.csv"
+        if history.exists() and not self.session.scalar(
+            sa.select(PriceObservation.id).where(PriceObservation.source == HISTORY_SOURCE).limit(1)
+        ):
+            self.progress("past seasons' prices")
+            added += self._history(history)
         sales = load_season(
             self.session, self.content, self.today, Catalog(self.units, self.commodities, self.buyers),
             self.progress,
@@ -171,17 +181,7 @@ class Seeder:
         for item in data.get("grade", []):
             self._grade(item)
         for item in data.get("buyer", []):
-            self.buyers[item["code"]] = _upsert(
-                self.session,
-                Buyer,
-                {"code": item["code"]},
-                {
-                    "name": item["name"],
-                    "kind": item["kind"],
-                    "phone": normalize_phone(item["phone"]),
-                    "market_id": self.markets[item["market"]].id,
-                },
-            )
+            self._buyer(item, data)
         for item in data.get("offer", []):
             self._offer(item, data["currency"])
         contacts = {}
@@ -227,6 +227,39 @@ class Seeder:
                 },
             )
 
+    def _buyer(self, item: dict[str, Any], data: dict[str, Any]) -> None:
+        """A buyer or supplier with its country, currency, markets and the contact that
+        speaks for it (created with the buyer's language when the phone is new)."""
+        phone = normalize_phone(item["phone"])
+        market = self.markets[item["market"]]
+        contact = self.session.scalar(sa.select(Contact).where(Contact.phone == phone))
+        if contact is None:
+            contact = Contact(
+                phone=phone, name=item["name"][:80], language=item.get("language", "en"),
+                language_chosen=True, home_market_id=market.id, consent="granted", consented_at=utcnow(),
+            )
+            self.session.add(contact)
+            self.session.flush()
+        buyer = _upsert(
+            self.session,
+            Buyer,
+            {"code": item["code"]},
+            {
+                "name": item["name"],
+                "kind": item["kind"],
+                "phone": phone,
+                "market_id": market.id,
+                "country": data["country"],
+                "currency": data["currency"],
+                "contact_id": contact.id,
+            },
+        )
+        for code in item.get("markets", [item["market"]]):
+            if self.markets[code] not in buyer.markets:
+                buyer.markets.append(self.markets[code])
+        self.session.flush()
+        self.buyers[item["code"]] = buyer
+
     def _offer(self, item: dict[str, Any], currency: str) -> None:
         buyer = self.buyers[item["buyer"]]
         commodity = self.commodities[item["commodity"]]
@@ -254,6 +287,8 @@ class Seeder:
                 unit_id=self.units[item["unit"]].id,
                 price=decimal.Decimal(item["price"]),
                 currency=currency,
+                kind="supply" if buyer.kind == "supplier" else "buy",
+                market_id=buyer.market_id,
                 window_start=self.today,
                 window_end=self.today + dt.timedelta(days=item["window_days"]),
             )
@@ -353,6 +388,39 @@ class Seeder:
                     }
                 )
         self.session.execute(sa.insert(PriceObservation), rows)
+        return len(rows)
+
+
+    def _history(self, path: Path) -> int:
+        """Monthly prices of past seasons (dated the 15th), before the daily history's window."""
+        window = self.today - dt.timedelta(days=HISTORY_WINDOW_DAYS)
+        currencies = {code: market.currency for code, market in self.markets.items()}
+        rows = []
+        with path.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                day = dt.date(self.today.year - int(row["years_ago"]), int(row["month"]), 15)
+                if day >= window:
+                    continue  # the daily series covers it
+                unit = self.units[row["unit"]]
+                amount = decimal.Decimal(row["price"])
+                rows.append(
+                    {
+                        "commodity_id": self.commodities[row["commodity"]].id,
+                        "market_id": self.markets[row["market"]].id,
+                        "observed_on": day,
+                        "amount": amount,
+                        "unit_id": unit.id,
+                        "currency": currencies[row["market"]],
+                        "price_per_base": (amount / unit.factor).quantize(decimal.Decimal("0.000001")),
+                        "kind": row["kind"],
+                        "source": HISTORY_SOURCE,
+                        "source_ref": f"{row['market']}:{row['commodity']}:{row['kind']}:{day.isoformat()}",
+                        "status": "approved",
+                        "created_at": utcnow(),
+                    }
+                )
+        if rows:
+            self.session.execute(sa.insert(PriceObservation), rows)
         return len(rows)
 
 

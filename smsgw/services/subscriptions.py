@@ -57,6 +57,13 @@ def unsubscribe(session: so.Session, subscription_id: int, contact: Contact) -> 
     return bool(removed)
 
 
+def unsubscribe_commodity(session: so.Session, contact: Contact, commodity: Commodity) -> int:
+    """Remove every alert of the contact for ``commodity`` (any market); returns how many."""
+    return rowcount(session.execute(
+        sa.delete(Subscription).where(Subscription.contact_id == contact.id, Subscription.commodity_id == commodity.id)
+    ))
+
+
 def list_for(session: so.Session, contact: Contact) -> list[Subscription]:
     """The contact's subscriptions, oldest first."""
     return list(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import logging
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
-from werkzeug.serving import make_server
 
 from smsgw import create_app
 from smsgw.config import PROJECT_ROOT
@@ -26,6 +24,7 @@ from smsgw.migrate import upgrade
 from smsgw.models import Commodity, Market, OperatorUser, OutboundMessage, PriceObservation
 from smsgw.services.seeding import seed_demo
 from tests.support.prerequisites import prerequisite
+from tests.support.server import AppServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -101,12 +100,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     held_id, failed_id = _prepare(url)
     app = create_app({"DATABASE_URL": url, "WEBHOOK_TOKEN": "", "SECRET_KEY": "browser-tests-only"})
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield Site(f"http://127.0.0.1:{server.server_port}", url, held_id, failed_id)
-    server.shutdown()
-    thread.join(timeout=10)
+    with AppServer(app) as server:
+        yield Site(server.url, url, held_id, failed_id)
     app.extensions["smsgw.db"].dispose()
 
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from smsgw.config import LANGUAGES
@@ -17,7 +16,7 @@ from smsgw.conversations import texts
 from smsgw.conversations.sms.parser import Parsed
 from smsgw.db import utcnow
 from smsgw.i18n import N_, Text
-from smsgw.models import Commodity, Contact, InboundMessage, Market, Subscription, Unit
+from smsgw.models import Commodity, Contact, InboundMessage, Market, Unit
 from smsgw.services import catalog, contacts, prices, sales, standard_texts, subscriptions
 from smsgw.services.price_checks import Policy
 from smsgw.services.price_reports import ReportError, submit_report
@@ -249,12 +248,7 @@ def _unsub(request: Request) -> str:
     commodity = _need_commodity(request)
     if isinstance(commodity, str):
         return commodity
-    contact = request.ensure_contact()
-    request.db.execute(
-        sa.delete(Subscription).where(
-            Subscription.contact_id == contact.id, Subscription.commodity_id == commodity.id
-        )
-    )
+    subscriptions.unsubscribe_commodity(request.db, request.ensure_contact(), commodity)
     return request.t("Removed: no more %(crop)s alerts.", crop=commodity.name(request.t.lang))
 
 
@@ -276,7 +270,9 @@ def _sold(request: Request) -> str:
     unit = request.db.get_one(Unit, parsed.unit_id) if parsed.unit_id else commodity.default_unit
     price_unit = request.db.get_one(Unit, parsed.price_unit_id) if parsed.price_unit_id else unit
     price = parsed.price * unit.factor / price_unit.factor  # price per the quantity's unit
-    if not sales.is_plausible(request.db, commodity, home, price, unit, request.today) and not _repeated(request):
+    if not sales.is_plausible(request.db, commodity, home, price, unit, request.today) and not sales.said_before(
+        request.db, request.message
+    ):
         return t(
             "%(price)s per %(unit)s is far from recent market prices. If it is right, send the same SMS again.",
             price=t.money(price, home.currency),
@@ -301,23 +297,6 @@ def _sold(request: Request) -> str:
         "Thank you. Sale recorded: %(qty)s at %(price)s each.",
         qty=quantity_phrase(t, parsed.quantity, unit, commodity),
         price=t.money(price, home.currency),
-    )
-
-
-def _repeated(request: Request) -> bool:
-    """True when the same text came from the same number in the last hour (a confirmation)."""
-    since = utcnow() - dt.timedelta(hours=1)
-    return bool(
-        request.db.scalar(
-            sa.select(InboundMessage.id)
-            .where(
-                InboundMessage.from_phone == request.message.from_phone,
-                InboundMessage.text == request.message.text,
-                InboundMessage.id != request.message.id,
-                InboundMessage.received_at >= since,
-            )
-            .limit(1)
-        )
     )
 
 

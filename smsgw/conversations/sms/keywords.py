@@ -20,7 +20,9 @@ LANGUAGES = ("en", "fr", "sw", "wo")
 
 COMMANDS = (
     "help", "price", "std", "sub", "unsub", "stop", "start", "lang", "sold", "report",
-    "open", "total", "close", "cancel", "join", "withdraw", "tell", "unknown", "empty",
+    "open", "total", "close", "cancel", "join", "withdraw", "tell", "store",
+    "delivered", "settle", "payref", "paid", "dispute",
+    "offer", "unoffer", "confirm", "unknown", "empty",
 )
 
 COMMAND_WORDS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
@@ -99,9 +101,44 @@ COMMAND_WORDS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "withdraw": {
         "en": ("withdraw",), "fr": ("retirer", "retrait"), "sw": ("jitoa",), "wo": ("genn",),
     },
+    # Store or sell: has storing the harvest paid in this market's past years?
+    "store": {
+        "en": ("store", "storage"),
+        "fr": ("stock", "stockage", "garder"),
+        "sw": ("hifadhi", "ghala"),
+        "wo": ("denc", "dencal"),
+    },
+    # Buyers post offers and suppliers quotes (OFFER MAIZE G1 4400 500 BAG90 NAKURU 14);
+    # without numbers (OFFERS, MYOFFERS, a bare OFA) it lists a buyer's own offers, or the
+    # ones a leader's group may take.
+    "offer": {
+        "en": ("offer", "quote", "offers", "myoffers"), "fr": ("offre", "devis", "offres", "mesoffres"),
+        "sw": ("ofa", "nukuu"), "wo": ("ofar",),
+    },
+    # WITHDRAW OFFER 12 (JITOA OFA 12) is read as this; WITHDRAW 12 stays a member's.
+    "unoffer": {ANY: ("unoffer",)},
+    # CONFIRM 12, or YES 12 / OUI 12 / NDIO 12 / WAAW 12 (a number after a START word):
+    # a buyer's pending offer or a leader's draft order goes ahead.
+    "confirm": {"en": ("confirm",), "fr": ("confirmer",), "sw": ("thibitisha",), "wo": ("deggal",)},
     # A leader's message to the group's members: the rest of the SMS is theirs, as typed.
     "tell": {
         ANY: ("msg", "message"), "fr": ("annonce",), "sw": ("ujumbe",), "wo": ("bataaxal",),
+    },
+    # After close: the leader records deliveries, settles (final price, date paid) and gives
+    # each member's payment reference; members confirm or dispute (services.settlement).
+    "delivered": {
+        "en": ("delivered", "delivery", "deliver"), "fr": ("livre", "livraison", "livrer"),
+        "sw": ("kabidhi", "imekabidhiwa"), "wo": ("jebbal",),
+    },
+    "settle": {"en": ("settle", "payout"), "fr": ("regler", "reglement"), "sw": ("malipo",), "wo": ("fey",)},
+    "payref": {ANY: ("ref",), "en": ("reference",), "fr": ("reference",), "sw": ("risiti",)},
+    "paid": {
+        "en": ("paid", "received"), "fr": ("paye", "recu"), "sw": ("nimelipwa", "nimepokea"),
+        "wo": ("jot", "jotnaa"),
+    },
+    "dispute": {
+        "en": ("dispute", "complain"), "fr": ("litige", "contester", "reclamation"),
+        "sw": ("lalamika", "malalamiko"), "wo": ("xuloo",),
     },
 }
 
@@ -141,6 +178,9 @@ FILLER_WORDS = frozenset({
     "ci", "ca", "bu", "gu", "ak", "marse",
     "today", "now", "leo", "sasa", "aujourd", "hui", "aujourdhui", "tey",
 }) | POLITE_WORDS
+
+# The offer words after WITHDRAW or OPEN ("WITHDRAW OFFER 12", "OPEN OFFER 12 120").
+OFFER_WORDS = frozenset({"offer", "offre", "ofa", "ofar", "quote", "devis", "nukuu"})
 
 # Words that may precede an order number ("CLOSE order 12", "TOTAL no 12").
 ORDER_WORDS = frozenset({"order", "no", "nr", "num", "number", "commande", "cmd", "oda", "namba"})

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import decimal
 
 from smsgw.conversations import texts
+from smsgw.conversations.sms import keywords, offer_commands
 from smsgw.conversations.sms.commands import Request, _stop, error_text
 from smsgw.conversations.sms.keywords import find_keyword, has_strong_stop, normalize_text
 from smsgw.conversations.sms.parser import load_vocabulary, parse
 from smsgw.db import utcnow
-from smsgw.models import BuyOffer, Commodity, Contact, ProducerGroup
+from smsgw.models import Commodity
 from smsgw.services import group_messages, orders
 
 KIND_WORDS = {
@@ -24,7 +24,7 @@ KIND_WORDS = {
     "nunua": "buy",
     "jend": "buy",
 }
-OFFER_WORDS = {"offer", "offre", "ofa"}
+OFFER_WORDS = keywords.OFFER_WORDS
 DEFAULT_DAYS = 7
 OPEN_FORMAT = "OPEN SELL 200 MAIZE 4300 14"
 
@@ -62,7 +62,7 @@ def _open(request: Request) -> str:
         return texts.order_error(t, "not_leader")
     args = request.parsed.args
     if args and args[0].lower() in OFFER_WORDS:
-        return _open_offer(request, contact, groups[0], _numbers(args[1:]))
+        return offer_commands.open_offer(request, contact, groups, _numbers(args[1:]))
     commodity = request.commodity() or _crop_in(request, args)
     numbers = [n for n in _numbers(args) if n > 0]
     if request.parsed.quantity:
@@ -74,52 +74,11 @@ def _open(request: Request) -> str:
         "buy" if commodity.kind == "input" else "sell",
     )
     days = int(min(numbers[2], decimal.Decimal(60))) if len(numbers) > 2 else DEFAULT_DAYS
-    try:
-        order = orders.open_order(
-            request.db,
-            contact,
-            groups[0],
-            kind=kind,
-            commodity=commodity,
-            target_quantity=numbers[0],
-            unit=commodity.default_unit,
-            price=numbers[1],
-            deadline=utcnow() + dt.timedelta(days=max(1, min(days, 60))),
-        )
-    except orders.OrderError as error:
-        return _refused(request, error)
-    return t("Order %(id)s is open. Members will get an SMS.", id=order.id)
-
-
-def _open_offer(
-    request: Request, contact: Contact, group: ProducerGroup, numbers: list[decimal.Decimal]
-) -> str:
-    """OPEN OFFER <offer id> <quantity> [days]: a sell order at a buyer's offer price."""
-    t = request.t
-    offer = (
-        request.db.get(BuyOffer, int(numbers[0]))
-        if numbers and 0 < numbers[0] < 2**31 and numbers[0] == int(numbers[0])
-        else None
+    # The price is checked against the market's: far from it, a draft waits for YES <order>.
+    return offer_commands.open_by_hand(
+        request, contact, groups[0], kind=kind, commodity=commodity, quantity=numbers[0], price=numbers[1],
+        days=max(1, min(days, 60)),
     )
-    if offer is None or offer.status != "open" or len(numbers) < 2:
-        return t("Format: OPEN OFFER <offer number> <quantity> [days]")
-    days = int(min(numbers[2], decimal.Decimal(60))) if len(numbers) > 2 else DEFAULT_DAYS
-    try:
-        order = orders.open_order(
-            request.db,
-            contact,
-            group,
-            kind="sell",
-            commodity=offer.commodity,
-            target_quantity=numbers[1],
-            unit=offer.unit,
-            price=offer.price,
-            deadline=utcnow() + dt.timedelta(days=max(1, min(days, 60))),
-            offer=offer,
-        )
-    except orders.OrderError as error:
-        return _refused(request, error)
-    return t("Order %(id)s is open. Members will get an SMS.", id=order.id)
 
 
 def _order_id(request: Request) -> int | None:

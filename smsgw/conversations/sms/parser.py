@@ -15,6 +15,7 @@ from smsgw.conversations.sms.keywords import (
     FILLER_WORDS,
     KEYWORDS,
     NUMBER,
+    OFFER_WORDS,
     ORDER_WORDS,
     PER_WORDS,
     POLITE_WORDS,
@@ -263,7 +264,7 @@ def _plain(kw: Keyword, rest: Sequence[str], vocab: Vocabulary) -> Parsed:
 
 
 def _names(kw: Keyword, rest: Sequence[str], vocab: Vocabulary) -> Parsed:
-    """PRICE, STD, SUB and UNSUB: a commodity, optionally a market."""
+    """PRICE, STD, SUB, UNSUB and STORE: a commodity, optionally a market."""
     if kw.command == "unsub" and not rest:
         return Parsed("stop", kw.lang_hint)  # a bare UNSUB means "leave me alone": honour it
     scan = _scan(rest, vocab)
@@ -346,12 +347,65 @@ def _lang(kw: Keyword, rest: Sequence[str], vocab: Vocabulary) -> Parsed:
                   error=None if code else "bad_lang")
 
 
+def _offer(kw: Keyword, rest: Sequence[str], vocab: Vocabulary) -> Parsed:
+    """OFFER <crop> [grade] <price> <qty><unit> [market] [days], from a buyer or supplier.
+
+    The number with a unit is the quantity, one with a currency or "/unit" the price;
+    otherwise price, then quantity. The grade and the days stay in ``args``. Without
+    numbers it is a listing (the buyer's own offers, or a leader's matching ones).
+    """
+    scan = _scan(rest, vocab)
+    if not scan.numbers:
+        return Parsed("offer", kw.lang_hint, commodity_id=scan.commodity, market_id=scan.market,
+                      args=scan.args())
+    quantity = next((n for n in scan.numbers if n.unit is not None and not n.money), None)
+    price = next((n for n in scan.numbers if n.money), None)
+    spare = [n for n in scan.numbers if n is not quantity and n is not price]
+    if price is None and spare:
+        price = spare.pop(0)
+    if quantity is None and spare:
+        quantity = spare.pop(0)
+    qty, unit, qty_error = _quantity(quantity, scan.commodity, vocab)
+    value, per, price_error = _price(price, scan.commodity, vocab, ())
+    return Parsed(
+        "offer", kw.lang_hint, commodity_id=scan.commodity, market_id=scan.market, quantity=qty,
+        unit_id=unit, price=value, price_unit_id=per, args=scan.args(quantity, price),
+        error=_commodity_error(scan) or (qty_error if qty_error == "unknown_unit" else None)
+        or (price_error if price_error == "unknown_unit" else None),
+    )
+
+
+def _start(kw: Keyword, rest: Sequence[str], vocab: Vocabulary) -> Parsed:
+    """START; YES 12 (OUI, NDIO, WAAW and a number) confirms offer or draft order 12."""
+    if rest and _ORDER_REF.fullmatch(rest[0]):
+        return _order(Keyword(kw.word, "confirm", kw.langs), rest, vocab)
+    return _plain(kw, rest, vocab)
+
+
+def _withdraw(kw: Keyword, rest: Sequence[str], vocab: Vocabulary) -> Parsed:
+    """WITHDRAW 12 (a member's commitment), or WITHDRAW OFFER 12 (a buyer's offer)."""
+    if rest and rest[0] in OFFER_WORDS:
+        return _order(Keyword(kw.word, "unoffer", kw.langs), rest[1:], vocab)
+    return _order(kw, rest, vocab)
+
+
+def _sub(kw: Keyword, rest: Sequence[str], vocab: Vocabulary) -> Parsed:
+    """SUB <crop> [market]; but JIUNGE 8 5 (an order number first) joins order 8."""
+    if rest and _ORDER_REF.fullmatch(rest[0]):
+        return _join(Keyword(kw.word, "join", kw.langs), rest, vocab)
+    return _names(kw, rest, vocab)
+
+
 _HANDLERS: Mapping[str, Callable[[Keyword, Sequence[str], Vocabulary], Parsed]] = {
     "help": _plain, "start": _plain, "stop": _plain, "open": _plain,
-    "price": _names, "std": _names, "sub": _names, "unsub": _names,
+    "price": _names, "std": _names, "sub": _names, "unsub": _names, "store": _names,
     "sold": _sold, "report": _report, "lang": _lang, "join": _join,
     "total": _order, "close": _order, "cancel": _order, "withdraw": _order, "tell": _plain,
+    "delivered": _order, "settle": _order, "payref": _order, "paid": _order, "dispute": _order,
+    "offer": _offer, "unoffer": _order, "confirm": _order,
 }
+# Words that mean more than one thing, told apart by what follows (see each function).
+_HANDLERS = {**_HANDLERS, "start": _start, "withdraw": _withdraw, "sub": _sub}
 
 
 def _bare(tokens: Sequence[str], vocab: Vocabulary, near: bool) -> Parsed | None:

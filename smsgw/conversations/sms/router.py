@@ -1,8 +1,10 @@
 """The SMS keyword table: every command the parser names, and the function that answers it.
 
 This is the one place that lists keyword handlers: ``commands`` (prices, grades, alerts,
-sales, reports, language, STOP/START) and ``order_commands`` (group orders) only define
-them. ``tests/test_sms_router.py`` checks that every command word has a handler here.
+sales, reports, language, STOP/START), ``order_commands`` (group orders),
+``storage_commands`` (store or sell) and ``settlement_commands`` (delivery, settlement,
+payment confirmation) only define them. ``tests/test_sms_router.py`` checks that every
+command word has a handler here.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any
 
 import sqlalchemy.orm as so
 
-from smsgw.conversations.sms import commands, order_commands
+from smsgw.conversations.sms import commands, offer_commands, order_commands, settlement_commands, storage_commands
 from smsgw.conversations.sms.commands import Reply, Request, error_text
 from smsgw.conversations.sms.parser import Parsed
 from smsgw.i18n import Text
@@ -23,9 +25,9 @@ Handler = Callable[[Request], str | None]
 HANDLERS: Mapping[str, Handler] = MappingProxyType(
     {
         # Anyone
-        "help": commands._help,
-        "unknown": commands._help,
-        "empty": commands._help,
+        "help": offer_commands.help_or_buyer_help,
+        "unknown": offer_commands.help_or_buyer_help,
+        "empty": offer_commands.help_or_buyer_help,
         "start": commands._start,
         "stop": commands._stop,
         "lang": commands._lang,
@@ -34,6 +36,7 @@ HANDLERS: Mapping[str, Handler] = MappingProxyType(
         "sub": commands._sub,
         "unsub": commands._unsub,
         "sold": commands._sold,
+        "store": storage_commands._store,
         # Registered price reporters
         "report": commands._report,
         # Group orders: leaders
@@ -42,9 +45,19 @@ HANDLERS: Mapping[str, Handler] = MappingProxyType(
         "close": order_commands._close,
         "cancel": order_commands._cancel,
         "tell": order_commands._tell,
+        # Buyers' offers and suppliers' quotes (bare: the lists); YES <offer or draft order>
+        "offer": offer_commands._offer,
+        "unoffer": offer_commands._unoffer,
+        "confirm": offer_commands._confirm,
         # Group orders: members
         "join": order_commands._join,
         "withdraw": order_commands._withdraw,
+        "paid": settlement_commands._paid,
+        "dispute": settlement_commands._dispute,
+        # After close: deliveries, settlement and payment references (leaders)
+        "delivered": settlement_commands._delivered,
+        "settle": settlement_commands._settle,
+        "payref": settlement_commands._payref,
     }
 )
 

@@ -76,6 +76,7 @@ NAV = [
     ("admin.bulletins", tr_l("Bulletins"), "operator"),
     ("admin.simulator", tr_l("Phone simulator"), "operator"),
     ("admin.analytics", tr_l("Analytics"), "viewer"),
+    ("admin.storage_page", tr_l("Store or sell"), "viewer"),
     ("admin.users", tr_l("Users"), "admin"),
     ("admin.audit_log", tr_l("Audit log"), "admin"),
     ("admin.throttles", tr_l("Sign-in throttles"), "admin"),

@@ -9,7 +9,7 @@ exists, and each main-menu entry exists. ``tests/test_ussd_links.py`` also reads
 from collections.abc import Iterator
 
 from smsgw.conversations.ussd.engine import SCREENS, check_links
-from smsgw.conversations.ussd.screens import alerts, common, leader, orders, prices, sales  # noqa: F401
+from smsgw.conversations.ussd.screens import alerts, common, leader, orders, payouts, prices, sales  # noqa: F401
 
 
 def declared_links() -> Iterator[tuple[str, str]]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import decimal
 from typing import Any
 
 from smsgw.conversations import texts
+from smsgw.conversations.sms.offer_commands import take_error
 from smsgw.conversations.ussd.engine import Ctx, End, Go, Move, Screen, screen
 from smsgw.conversations.ussd.layout import list_screen, pick
 from smsgw.conversations.ussd.screens.orders import order_error, order_of
@@ -20,8 +20,8 @@ from smsgw.conversations.ussd.widgets import (
 )
 from smsgw.db import utcnow
 from smsgw.i18n import N_
-from smsgw.models import BuyOffer, Commodity, GroupOrder, ProducerGroup
-from smsgw.services import offers, orders
+from smsgw.models import BuyOffer, Commodity, GroupOrder, ProducerGroup, Unit
+from smsgw.services import offer_matching, offers, orders
 from smsgw.services.quantities import quantity_phrase
 
 MAX_DAYS = 60
@@ -74,7 +74,7 @@ class LeaderKind(Screen):
 
     def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
         options = [ctx.t("Sell produce"), ctx.t("Buy inputs")]
-        if offers.open_offers_for(ctx.db, ctx.member, ctx.today):
+        if offers.open_offers_for(ctx.db, ctx.member, ctx.today, ctx.settings):
             options.append(ctx.t("Sell to a buyer's offer"))
         return menu_text(ctx, ctx.t("New group order:"), options)
 
@@ -85,14 +85,15 @@ class LeaderKind(Screen):
                 "leader_crop_sell" if kind == "sell" else "leader_crop_buy",
                 {**params, "kind": kind},
             )
-        if value == "3" and offers.open_offers_for(ctx.db, ctx.member, ctx.today):
+        if value == "3" and offers.open_offers_for(ctx.db, ctx.member, ctx.today, ctx.settings):
             return Go("leader_offer", {**params, "kind": "sell"})
         return invalid(ctx)
 
 
 @screen("leader_offer")
 class LeaderOffer(ListScreen):
-    """Open buyers' offers for the group's crops; choosing one sets crop, price and buyer."""
+    """Open buyers' offers and suppliers' quotes the group may take (same country and
+    currency, near enough); choosing one sets crop, unit, price and buyer."""
 
     name = "leader_offer"
     resumable = True
@@ -101,15 +102,23 @@ class LeaderOffer(ListScreen):
         return ctx.t("Buyers' offers:")
 
     def items(self, ctx: Ctx, params: dict[str, Any]) -> list[BuyOffer]:
-        return offers.open_offers_for(ctx.db, ctx.member, ctx.today)
+        group = ctx.db.get(ProducerGroup, params.get("group"))
+        found = offers.open_offers_for(ctx.db, ctx.member, ctx.today, ctx.settings)
+        if group is None:
+            return found
+        return [item for item in found if group in offers.groups_for(ctx.db, item, ctx.settings)]
 
     def label(self, ctx: Ctx, item: BuyOffer) -> str:
-        return f"{item.buyer.name[:14]} {item.commodity.short(ctx.lang)} {ctx.t.money(item.price, item.currency)}"
+        return (
+            f"{item.id} {item.buyer.name[:12]} {item.commodity.short(ctx.lang)} "
+            f"{ctx.t.money(item.price, item.currency)} x{ctx.t.number(offers.remaining(item))}"
+        )
 
     def chosen(self, ctx: Ctx, params: dict[str, Any], item: BuyOffer) -> Move:
+        kind = "sell" if item.kind == "buy" else "buy"
         return Go(
             "leader_qty",
-            {**params, "commodity": item.commodity_id, "offer": item.id, "price": str(item.price)},
+            {**params, "kind": kind, "commodity": item.commodity_id, "offer": item.id, "price": str(item.price)},
         )
 
 
@@ -136,6 +145,12 @@ def _crop(ctx: Ctx, params: dict[str, Any]) -> Commodity:
     return ctx.db.get_one(Commodity, params["commodity"])
 
 
+def _unit(ctx: Ctx, params: dict[str, Any]) -> Unit:
+    """The order's unit: the offer's when taking one, else the crop's usual unit."""
+    offer = ctx.db.get(BuyOffer, params["offer"]) if "offer" in params else None
+    return offer.unit if offer is not None else _crop(ctx, params).default_unit
+
+
 @screen("leader_qty")
 class LeaderQuantity(NumberScreen):
     """The target quantity, in the commodity's usual unit."""
@@ -145,7 +160,7 @@ class LeaderQuantity(NumberScreen):
         return ctx.t(
             "Target quantity of %(crop)s, in %(unit)s?",
             crop=crop.name(ctx.lang),
-            unit=crop.default_unit.label(ctx.lang),
+            unit=_unit(ctx, params).label(ctx.lang),
         )
 
     def accept(self, ctx: Ctx, params: dict[str, Any], amount: decimal.Decimal) -> Move:
@@ -194,7 +209,7 @@ class LeaderConfirm(ConfirmScreen):
         )
         return ctx.t(
             msgid,
-            qty=quantity_phrase(ctx.t, decimal.Decimal(params["qty"]), crop.default_unit, crop),
+            qty=quantity_phrase(ctx.t, decimal.Decimal(params["qty"]), _unit(ctx, params), crop),
             price=ctx.t.money(
                 decimal.Decimal(params["price"]), group.market.currency if group.market else "KES"
             ),
@@ -203,26 +218,39 @@ class LeaderConfirm(ConfirmScreen):
 
     def confirm(self, ctx: Ctx, params: dict[str, Any]) -> Move:
         crop = _crop(ctx, params)
+        group = ctx.db.get_one(ProducerGroup, params["group"])
 
-        def apply() -> int:
-            order = orders.open_order(
-                ctx.db,
-                ctx.member,
-                ctx.db.get_one(ProducerGroup, params["group"]),
-                kind=params["kind"],
-                commodity=crop,
-                target_quantity=decimal.Decimal(params["qty"]),
-                unit=crop.default_unit,
-                price=decimal.Decimal(params["price"]),
-                deadline=utcnow() + dt.timedelta(days=params["days"]),
-                offer=ctx.db.get(BuyOffer, params["offer"]) if "offer" in params else None,
+        def apply() -> tuple[int, str | None, str | None]:
+            """The order, and for a draft the price and reference said to the leader."""
+            if "offer" in params:
+                taken = offer_matching.take_offer(
+                    ctx.db, ctx.member, group, params["offer"], decimal.Decimal(params["qty"]),
+                    days=params["days"], now=utcnow(), today=ctx.today, settings=ctx.settings,
+                )
+                return taken.id, None, None
+            opened = offer_matching.open_by_hand(
+                ctx.db, ctx.member, group, kind=params["kind"], commodity=crop,
+                quantity=decimal.Decimal(params["qty"]), unit=crop.default_unit,
+                price=decimal.Decimal(params["price"]), days=params["days"], now=utcnow(),
+                today=ctx.today, settings=ctx.settings,
             )
-            return order.id
+            order = opened.order
+            if not opened.draft:
+                return order.id, None, None
+            return (order.id, ctx.t.money(order.price or 0, order.currency),
+                    ctx.t.money(opened.reference or 0, order.currency))
 
         try:
-            order_id = ctx.effect("open_order", apply)
+            order_id, price, reference = ctx.effect("open_order", apply)
         except orders.OrderError as error:
             return order_error(ctx, error)
+        except offer_matching.TakeError as error:
+            return End(take_error(ctx.t, error))
+        if price is not None:
+            return End(ctx.t(
+                "Order %(id)s: %(price)s is far from the market price %(ref)s. Send YES %(id)s to open it, "
+                "or CANCEL %(id)s.", id=order_id, price=price, ref=reference,
+            ))
         return End(ctx.t("Order %(id)s is open. Members will get an SMS.", id=order_id))
 
 
@@ -263,6 +291,8 @@ class LeaderOrder(Screen):
             options.append(ctx.t("Close"))
         if order.status in ("open", "closed"):
             options.append(ctx.t("Cancel order"))
+        if order.status == "closed":
+            options.append(ctx.t("Record deliveries"))
         return menu_text(ctx, summary, options)
 
     def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
@@ -272,6 +302,8 @@ class LeaderOrder(Screen):
             targets.append("leader_close")
         if order.status in ("open", "closed"):
             targets.append("leader_cancel")
+        if order.status == "closed":
+            targets.append("leader_deliveries")
         if value.isdigit() and 1 <= int(value) <= len(targets):
             return Go(targets[int(value) - 1], {"order": order.id})
         return invalid(ctx)

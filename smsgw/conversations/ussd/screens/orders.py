@@ -11,7 +11,7 @@ from smsgw.conversations.ussd.layout import nav
 from smsgw.conversations.ussd.widgets import ConfirmScreen, ListScreen, NumberScreen, invalid
 from smsgw.db import utcnow
 from smsgw.models import GroupOrder
-from smsgw.services import orders
+from smsgw.services import orders, settlement
 
 
 def order_of(ctx: Ctx, params: dict[str, Any]) -> GroupOrder:
@@ -34,7 +34,11 @@ class OrderList(ListScreen):
         return ctx.t("Open group orders:")
 
     def items(self, ctx: Ctx, params: dict[str, Any]) -> list[GroupOrder]:
-        return orders.open_orders_for(ctx.db, ctx.member, utcnow())
+        # Settled orders whose payout the member has not confirmed come after the open ones.
+        now = utcnow()
+        return orders.open_orders_for(ctx.db, ctx.member, now) + settlement.awaiting_confirmation(
+            ctx.db, ctx.member, now
+        )
 
     def label(self, ctx: Ctx, item: GroupOrder) -> str:
         return texts.order_label(ctx.t, item)
@@ -43,7 +47,7 @@ class OrderList(ListScreen):
         return ctx.t("Your groups have no open orders now.")
 
     def chosen(self, ctx: Ctx, params: dict[str, Any], item: GroupOrder) -> Move:
-        return Go("order_detail", {"order": item.id})
+        return Go("order_payout" if item.settled_at is not None else "order_detail", {"order": item.id})
 
 
 @screen("order_detail")

@@ -1,4 +1,4 @@
-"""Prices and buyer standards: crop -> market -> latest price; crop -> grades."""
+"""Prices and buyer standards: crop -> market -> latest price (-> store or sell?); crop -> grades."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from smsgw.conversations.ussd.layout import nav
 from smsgw.conversations.ussd.widgets import ListScreen, invalid
 from smsgw.messaging import outbox
 from smsgw.models import Commodity, Market, UssdSession
-from smsgw.services import catalog, contacts, prices, standard_texts, subscriptions
+from smsgw.services import catalog, contacts, prices, standard_texts, storage, storage_texts, subscriptions
 
 
 class CropList(ListScreen):
@@ -84,15 +84,20 @@ class PriceResult(Screen):
                 market=market.name,
             )
         else:
-            options = ["1 " + ctx.t("Get this by SMS daily"), *nav(ctx)]
+            options = self._options(ctx)
             budget = MAX_SCREEN - len("\n".join(options)) - 1
             body = texts.price_answer(ctx.t, ctx.db, quote, ctx.today, ctx.settings, budget)
             viewed = ctx.state.setdefault(UssdSession.PRICES_VIEWED, [])
             if commodity.code not in viewed:
                 viewed.append(commodity.code)
-        return "\n".join([body, "1 " + ctx.t("Get this by SMS daily"), *nav(ctx)])
+        return "\n".join([body, *self._options(ctx)])
+
+    def _options(self, ctx: Ctx) -> list[str]:
+        return ["1 " + ctx.t("Get this by SMS daily"), "2 " + ctx.t("Store or sell?"), *nav(ctx)]
 
     def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
+        if value == "2":
+            return Go("prices_storage", params)
         if value != "1":
             return invalid(ctx)
         commodity = ctx.db.get_one(Commodity, params["commodity"])
@@ -112,6 +117,20 @@ class PriceResult(Screen):
                 market=market.name,
             )
         )
+
+
+@screen("prices_storage")
+class PriceStorage(Screen):
+    """Prices, step 4: has storing this crop from harvest paid in this market's past years?"""
+
+    def render(self, ctx: Ctx, params: dict[str, Any]) -> str | End:
+        commodity = ctx.db.get_one(Commodity, params["commodity"])
+        market = ctx.db.get_one(Market, params["market"])
+        advice = storage.advice_for(ctx.db, commodity, market, ctx.today, ctx.settings)
+        return End(storage_texts.answer(ctx.t, advice, commodity, market))
+
+    def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
+        return invalid(ctx)  # the answer ends the session: nothing to choose
 
 
 @screen("standards")

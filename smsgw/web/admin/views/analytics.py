@@ -71,7 +71,6 @@ def analytics() -> str:
 def analytics_figure(name: str) -> Response:
     """One plot of the report as a PNG (drawn on a bare Figure: safe across threads)."""
     from smsgw.analytics import plots
-    from smsgw.analytics.report import SOURCE
 
     session = db()
     freq, code, commodities = _choices(session)
@@ -91,22 +90,33 @@ def analytics_figure(name: str) -> Response:
         elif table is None:  # none of its prices approved, or outside the chosen commodity
             figure = _dispersion_figure(session, freq, spread)
         else:
-            figure = plots.dispersion(table, spread, f"Source: {SOURCE}.")
+            figure = plots.dispersion_of(report, spread)
     response = Response(plots.render(figure, "png"), mimetype="image/png")
     response.headers["Cache-Control"] = "private, max-age=600"
     return response
 
 
 def _dispersion_figure(session: so.Session, freq: str, commodity: str) -> Any:
-    """The spread of one commodity's prices across markets, read from the database."""
+    """The spread of one commodity's prices across markets, read from the database, drawn as
+    the report draws it (trend, rows left out)."""
     from smsgw.analytics import data, plots
     from smsgw.analytics.config import AnalyticsConfig
-    from smsgw.analytics.dispersion import choose_series, dispersion_table
+    from smsgw.analytics.dispersion import HELD, REJECTED, choose_series, dispersion_table, dispersion_trend
     from smsgw.analytics.report import SOURCE
 
     found = session.scalar(sa.select(Commodity.id).where(Commodity.code == commodity))
     if found is None:
         abort(404)
-    prices = data.load_prices(session.connection(), commodity_ids=[found])
-    series, _ = choose_series(prices)
-    return plots.dispersion(dispersion_table(series, AnalyticsConfig(freq=freq)), commodity, f"Source: {SOURCE}.")
+    cfg = AnalyticsConfig(freq=freq)
+    conn = session.connection()
+    series, excluded = choose_series(data.load_prices(conn, commodity_ids=[found]))
+    held = data.load_held(conn, commodity_ids=[found])
+    for status, label in (("pending", HELD), ("rejected", REJECTED)):
+        rows = int(held.loc[held["status"] == status, "rows"].sum())
+        if rows:
+            excluded[label] = excluded.get(label, 0) + rows
+    table = dispersion_table(series, cfg)
+    report = {"source": SOURCE, "settings": {"level": cfg.level}, "series": {"dispersion": {commodity: table}},
+              "market": [{"commodity": commodity, "rows_excluded": excluded,
+                          "trend": dispersion_trend(table, cfg).as_dict()}]}
+    return plots.dispersion_of(report, commodity)

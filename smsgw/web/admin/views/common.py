@@ -65,9 +65,3 @@ def db() -> so.Session:
 def args_without_page() -> dict[str, str]:
     """The current query arguments minus ``page``, for the pager links."""
     return {key: value for key, value in request.args.items() if key != "page"}
-
-
-def like_pattern(text: str) -> str:
-    """A LIKE pattern (with ``escape="\\"``) matching ``text`` anywhere, wildcards literal."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"

@@ -6,6 +6,7 @@ import sqlalchemy.orm as so
 from flask import abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from smsgw.db import like_pattern
 from smsgw.models import (
     Contact,
     GroupMessage,
@@ -23,7 +24,7 @@ from smsgw.web.admin import audit, bp
 from smsgw.web.admin.auth import requires
 from smsgw.web.admin.forms import ContactForm, ReporterForm, SearchForm
 from smsgw.web.admin.i18n import tr
-from smsgw.web.admin.views.common import args_without_page, db, like_pattern, paginate
+from smsgw.web.admin.views.common import args_without_page, db, paginate
 
 CONTACT_FIELDS = ("name", "language", "village")
 HISTORY = 30
