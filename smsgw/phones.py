@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
@@ -75,3 +77,14 @@ def country_of_prefix(prefix: str) -> str | None:
             if region != "ZZ":
                 return region
     return None
+
+
+# The admin phone simulator's numbers: 100 per country (``services.simulation``). Whatever
+# is queued for them is simulated, never sent (``messaging.outbox``).
+SIMULATOR_BLOCKS = {"+254": "+2547099999", "+221": "+2217099999"}
+SIMULATOR_NUMBER = re.compile(r"^\+(2547099999|2217099999)\d{2}$")
+
+
+def is_simulator_number(phone: str) -> bool:
+    """True for a number of the simulator's reserved range."""
+    return bool(SIMULATOR_NUMBER.match(phone))

@@ -76,3 +76,14 @@ def test_the_cli_registers_and_lists_buyers(tmp_path, monkeypatch) -> None:
         assert unknown.exit_code == 1 and "unknown market(s): atlantis" in unknown.output
         listing = runner.invoke(main, ["buyers", "list"])
         assert "eldoret-millers" in listing.output and "nakuru" in listing.output and "x " not in listing.output
+
+
+def test_admin_amounts_are_read_like_sms_numbers() -> None:
+    from decimal import Decimal
+
+    from smsgw.web.admin.views.orders import _decimal
+
+    # A decimal comma is a decimal, not thousands: "1,5" bags is never saved as 15.
+    assert _decimal("1,5") == Decimal("1.5") and _decimal("4,300") == Decimal(4300)
+    assert _decimal("4 300") is None or _decimal("4 300") == Decimal(4300)
+    assert _decimal("abc") is None and _decimal("") is None and _decimal("NaN") is None

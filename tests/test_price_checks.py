@@ -87,6 +87,14 @@ def test_outliers_in_imported_history_are_flagged_not_held(session) -> None:
     assert not [row for row in rows.values() if row.status == "pending"]
 
 
+def test_an_untrusted_sources_history_is_held_outliers_included(session) -> None:
+    rows = _import_outliers(session, sources="demo", as_of=None)
+    doubled = rows[("nakuru", "2024-03-18")]
+    # Held with its reason (no history is approved from it, so only the other markets judge).
+    assert doubled.status == "pending" and doubled.status_reason.startswith("+111% vs median KES 47.50/kg")
+    assert {row.status for row in rows.values()} == {"pending"}
+
+
 def test_untrusted_source_holds_even_in_range_prices(session) -> None:
     rows = _import_outliers(session, sources="demo")
     first = rows[("nakuru", "2024-01-01")]

@@ -20,7 +20,8 @@ from sqlalchemy.exc import IntegrityError
 
 from smsgw.db import rowcount, utcnow
 from smsgw.messaging.encoding import Encoded, encode_for_sms
-from smsgw.models import Contact, OutboundMessage
+from smsgw.models import OutboundMessage
+from smsgw.phones import is_simulator_number
 
 PRIORITY = {"reply": 0, "receipt": 1, "order": 1, "alert": 2, "bulletin": 5}
 MAX_ATTEMPTS = 6
@@ -55,7 +56,7 @@ def enqueue(
     if existing is not None:
         return existing
     encoded = encode_for_sms(text, lang)
-    simulated = bool(session.scalar(sa.select(Contact.simulated).where(Contact.phone == to)))
+    simulated = is_simulator_number(to)
     message = OutboundMessage(
         status="simulated" if simulated else "queued",
         final_at=utcnow() if simulated else None,
@@ -110,8 +111,6 @@ def enqueue_many(
         return
     now = utcnow()
     encoded: dict[tuple[str, str], Encoded] = {}
-    # The simulator's contacts are few: one query for all of them, not one per message.
-    simulated = set(session.scalars(sa.select(Contact.phone).where(Contact.simulated.is_(True))))
     rows = []
     for message in messages:
         found = encoded.get((message.text, message.lang))
@@ -121,8 +120,8 @@ def enqueue_many(
             "idempotency_key": message.key, "to_phone": message.to, "contact_id": message.contact_id,
             "text": found.text, "purpose": purpose, "priority": PRIORITY[purpose], "encoding": found.encoding,
             "segments": found.segments, "sender_id": sender_id, "attempts": 0,
-            "status": "simulated" if message.to in simulated else "queued",
-            "final_at": now if message.to in simulated else None,
+            "status": "simulated" if is_simulator_number(message.to) else "queued",
+            "final_at": now if is_simulator_number(message.to) else None,
             "next_attempt_at": not_before or now, "last_error": "", "created_at": now,
         })
     session.execute(_insert_or_skip(session), rows)

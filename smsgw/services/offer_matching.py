@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from smsgw.db import rowcount
 from smsgw.i18n import N_, Text
 from smsgw.messaging import outbox
 from smsgw.models import Buyer, BuyOffer, Commodity, Contact, GroupOrder, ProducerGroup, Unit
@@ -90,7 +91,7 @@ def reserve(session: so.Session, offer_id: int, quantity: decimal.Decimal) -> bo
         .values(reserved_quantity=BuyOffer.reserved_quantity + quantity)
         .execution_options(synchronize_session=False)
     )
-    return bool(getattr(result, "rowcount", 0))
+    return bool(rowcount(result))
 
 
 def take_offer(

@@ -43,7 +43,6 @@ from smsgw.services.buyers import buyer_country, buyer_currency
 # Defaults of the settings OFFER_MATCH_KM and OFFER_PRICE_BAND.
 DEFAULT_MATCH_KM = 150.0
 DEFAULT_PRICE_BAND = 0.3
-MAX_DAYS = 60
 INPUT_HISTORY_DAYS = 90
 _CENTS = decimal.Decimal("0.01")
 
@@ -249,45 +248,29 @@ def groups_for(
     return found
 
 
-def leaders_for(
-    session: so.Session, offer: BuyOffer, settings: Mapping[str, Any] | None = None
-) -> list[Contact]:
-    """Leaders (not opted out) of the groups that may take the offer."""
-    leaders: dict[int, Contact] = {}
-    for group in groups_for(session, offer, settings):
-        for leader in _leaders(session, group):
-            leaders.setdefault(leader.id, leader)
-    return sorted(leaders.values(), key=lambda c: c.id)
-
-
-def _leaders(session: so.Session, group: ProducerGroup) -> list[Contact]:
-    return list(
-        session.scalars(
-            sa.select(Contact).join(Membership, Membership.contact_id == Contact.id)
-            .where(Membership.group_id == group.id, Membership.role == "leader",
-                   Contact.consent != "withdrawn")
-            .order_by(Contact.id)
-        ).all()
-    )
-
-
 def notify_leaders(session: so.Session, offer: BuyOffer, settings: Mapping[str, Any] | None = None) -> int:
-    """Queue the offer's SMS to each matching group's leaders, at most once per offer and group."""
-    sent = 0
-    for group in groups_for(session, offer, settings):
-        for leader in _leaders(session, group):
-            t = Text(leader.language)
-            outbox.enqueue(
-                session,
-                to=leader.phone,
-                text=offer_sms(t, offer),
-                purpose="alert",
-                key=f"offer:{offer.id}:group:{group.id}:{leader.id}",
-                lang=t.lang,
-                contact_id=leader.id,
-            )
-            sent += 1
-    return sent
+    """Queue the offer's SMS to the leaders of every matching group, at most once per offer,
+    group and leader (one query for all the groups' leaders)."""
+    groups = [group.id for group in groups_for(session, offer, settings)]
+    if not groups:
+        return 0
+    leaders = session.execute(
+        sa.select(Membership.group_id, Contact).join(Contact, Membership.contact_id == Contact.id)
+        .where(Membership.group_id.in_(groups), Membership.role == "leader", Contact.consent != "withdrawn")
+        .order_by(Membership.group_id, Contact.id)
+    ).all()
+    for group_id, leader in leaders:
+        t = Text(leader.language)
+        outbox.enqueue(
+            session,
+            to=leader.phone,
+            text=offer_sms(t, offer),
+            purpose="alert",
+            key=f"offer:{offer.id}:group:{group_id}:{leader.id}",
+            lang=t.lang,
+            contact_id=leader.id,
+        )
+    return len(leaders)
 
 
 def remaining(offer: BuyOffer) -> decimal.Decimal:

@@ -66,9 +66,14 @@ def find_session(db: so.Session, token: str, limits: SessionLimits,
     if row is None:
         return None
     session, user = row
-    if not user.active or now - session.last_seen_at > limits.idle or now - session.created_at > limits.absolute:
+    if not user.active or not _within(session, limits, now):
         return None
     return session, user
+
+
+def _within(session: AdminSession, limits: SessionLimits, now: dt.datetime) -> bool:
+    """Used within the idle limit and younger than the absolute one."""
+    return now - session.last_seen_at <= limits.idle and now - session.created_at <= limits.absolute
 
 
 def needs_touch(session: AdminSession, now: dt.datetime | None = None) -> bool:
@@ -103,4 +108,4 @@ def live_sessions(db: so.Session, user_id: int, limits: SessionLimits) -> list[A
     now = utcnow()
     rows = db.scalars(sa.select(AdminSession).where(AdminSession.user_id == user_id, AdminSession.ended_at.is_(None))
                       .order_by(AdminSession.last_seen_at.desc())).all()
-    return [s for s in rows if now - s.last_seen_at <= limits.idle and now - s.created_at <= limits.absolute]
+    return [s for s in rows if _within(s, limits, now)]

@@ -354,7 +354,9 @@ class PriceChecker:
                     f" of {count} other {candidate.country} markets that week"
                 )
         if reasons:
-            if history_as_of is not None and self.is_history(candidate, history_as_of):
+            # Old history from a trusted source is published with its flag; an untrusted
+            # source's outliers are held like any other, history or not.
+            if trusted and history_as_of is not None and self.is_history(candidate, history_as_of):
                 return Decision("approved", HISTORY_FLAG + "; ".join(reasons))
             return Decision("pending", "; ".join(reasons))
         if not trusted:

@@ -22,7 +22,6 @@ WEEK = dt.timedelta(days=7)
 # price may be and still be called current, and how far "best nearby" may look.
 DEFAULT_MAX_AGE_DAYS = 14
 DEFAULT_NEARBY_KM = 150
-NEARBY_KM = DEFAULT_NEARBY_KM  # kept for callers that imported the old name
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from smsgw.db import utcnow
 from smsgw.models import Commodity, Contact, InboundMessage, Market, PriceObservation, SaleReport, Unit
 from smsgw.models.sales import BUYER_TYPES
 
@@ -134,7 +133,7 @@ def said_before(session: so.Session, message: InboundMessage, within: dt.timedel
             InboundMessage.from_phone == message.from_phone,
             InboundMessage.text == message.text,
             InboundMessage.id != message.id,
-            InboundMessage.received_at >= utcnow() - within,
+            InboundMessage.received_at >= message.received_at - within,
         )
         .limit(1)
     ) is not None

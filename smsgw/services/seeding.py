@@ -362,63 +362,43 @@ class Seeder:
                 reporter.markets.append(self.markets[code])
         self.session.flush()
 
+    def _price_row(self, row: dict[str, str], day: dt.date, currency: str, source: str) -> dict[str, Any]:
+        """One approved price observation from a content file's row, dated ``day``."""
+        unit = self.units[row["unit"]]
+        amount = decimal.Decimal(row["price"])
+        return {
+            "commodity_id": self.commodities[row["commodity"]].id,
+            "market_id": self.markets[row["market"]].id,
+            "observed_on": day,
+            "amount": amount,
+            "unit_id": unit.id,
+            "currency": currency,
+            "price_per_base": (amount / unit.factor).quantize(decimal.Decimal("0.000001")),
+            "kind": row["kind"],
+            "source": source,
+            "source_ref": f"{row['market']}:{row['commodity']}:{row['kind']}:{day.isoformat()}",
+            "status": "approved",
+            "created_at": utcnow(),
+        }
+
     def _prices(self, path: Path, currency: str) -> int:
-        rows = []
         with path.open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                day = self.today - dt.timedelta(days=int(row["days_ago"]))
-                unit = self.units[row["unit"]]
-                amount = decimal.Decimal(row["price"])
-                rows.append(
-                    {
-                        "commodity_id": self.commodities[row["commodity"]].id,
-                        "market_id": self.markets[row["market"]].id,
-                        "observed_on": day,
-                        "amount": amount,
-                        "unit_id": unit.id,
-                        "currency": currency,
-                        "price_per_base": (amount / unit.factor).quantize(
-                            decimal.Decimal("0.000001")
-                        ),
-                        "kind": row["kind"],
-                        "source": DEMO_SOURCE,
-                        "source_ref": f"{row['market']}:{row['commodity']}:{row['kind']}:{day.isoformat()}",
-                        "status": "approved",
-                        "created_at": utcnow(),
-                    }
-                )
+            rows = [
+                self._price_row(row, self.today - dt.timedelta(days=int(row["days_ago"])), currency, DEMO_SOURCE)
+                for row in csv.DictReader(handle)
+            ]
         self.session.execute(sa.insert(PriceObservation), rows)
         return len(rows)
-
 
     def _history(self, path: Path) -> int:
         """Monthly prices of past seasons (dated the 15th), before the daily history's window."""
         window = self.today - dt.timedelta(days=HISTORY_WINDOW_DAYS)
-        currencies = {code: market.currency for code, market in self.markets.items()}
         rows = []
         with path.open(newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
                 day = dt.date(self.today.year - int(row["years_ago"]), int(row["month"]), 15)
-                if day >= window:
-                    continue  # the daily series covers it
-                unit = self.units[row["unit"]]
-                amount = decimal.Decimal(row["price"])
-                rows.append(
-                    {
-                        "commodity_id": self.commodities[row["commodity"]].id,
-                        "market_id": self.markets[row["market"]].id,
-                        "observed_on": day,
-                        "amount": amount,
-                        "unit_id": unit.id,
-                        "currency": currencies[row["market"]],
-                        "price_per_base": (amount / unit.factor).quantize(decimal.Decimal("0.000001")),
-                        "kind": row["kind"],
-                        "source": HISTORY_SOURCE,
-                        "source_ref": f"{row['market']}:{row['commodity']}:{row['kind']}:{day.isoformat()}",
-                        "status": "approved",
-                        "created_at": utcnow(),
-                    }
-                )
+                if day < window:  # the daily series covers the rest
+                    rows.append(self._price_row(row, day, self.markets[row["market"]].currency, HISTORY_SOURCE))
         if rows:
             self.session.execute(sa.insert(PriceObservation), rows)
         return len(rows)

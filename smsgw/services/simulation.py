@@ -8,41 +8,33 @@ as a real contact is possible, but only as an explicit, audited choice of the op
 """
 from __future__ import annotations
 
-import re
-
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from smsgw.models import Contact
+from smsgw.phones import SIMULATOR_BLOCKS, is_simulator_number
 
 # Country prefix -> the reserved block's first 10 digits after "+" (two more make the number).
-BLOCKS = {"+254": "+2547099999", "+221": "+2217099999"}
-RESERVED = re.compile(r"^\+(2547099999|2217099999)\d{2}$")
-
-
-def is_reserved(phone: str) -> bool:
-    """True for a number of the simulator's reserved range."""
-    return bool(RESERVED.match(phone))
 
 
 def simulated_phone(prefix: str = "+254", slot: int = 1) -> str:
     """Reserved number ``slot`` (0-99) of the country with ``prefix``."""
-    if prefix not in BLOCKS or not 0 <= slot <= 99:
+    if prefix not in SIMULATOR_BLOCKS or not 0 <= slot <= 99:
         raise ValueError(f"no reserved simulator number {slot} for {prefix}")
-    return f"{BLOCKS[prefix]}{slot:02d}"
+    return f"{SIMULATOR_BLOCKS[prefix]}{slot:02d}"
 
 
 def default_phone(allowed_prefixes: str) -> str:
     """The first reserved number of the first allowed country that has a block."""
     for prefix in (p.strip() for p in allowed_prefixes.split(",")):
-        if prefix in BLOCKS:
+        if prefix in SIMULATOR_BLOCKS:
             return simulated_phone(prefix, 1)
     return simulated_phone("+254", 1)
 
 
 def simulated_contact(db: so.Session, phone: str) -> Contact:
     """The simulated contact of a reserved number, created (or marked) on first use."""
-    if not is_reserved(phone):
+    if not is_simulator_number(phone):
         raise ValueError(f"{phone} is not a reserved simulator number")
     contact = db.scalar(sa.select(Contact).where(Contact.phone == phone))
     if contact is None:
@@ -53,7 +45,3 @@ def simulated_contact(db: so.Session, phone: str) -> Contact:
         contact.simulated = True
     return contact
 
-
-def is_simulated(db: so.Session, phone: str) -> bool:
-    """True when ``phone`` belongs to a simulated contact."""
-    return bool(db.scalar(sa.select(Contact.simulated).where(Contact.phone == phone)))

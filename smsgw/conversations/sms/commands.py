@@ -16,6 +16,7 @@ from smsgw.conversations import texts
 from smsgw.conversations.sms.parser import Parsed
 from smsgw.db import utcnow
 from smsgw.i18n import N_, Text
+from smsgw.messaging.encoding import normalize
 from smsgw.models import Commodity, Contact, InboundMessage, Market, Unit
 from smsgw.services import catalog, contacts, prices, sales, standard_texts, subscriptions
 from smsgw.services.price_checks import Policy
@@ -112,7 +113,11 @@ def _language(contact: Contact | None, parsed: Parsed, settings: Mapping[str, An
 
 
 def _help(request: Request) -> str:
-    return request.t(HELP, **help_examples(request))
+    text = request.t(HELP, **help_examples(request))
+    # Long local words or a big price could push the help past one SMS: the short examples fit.
+    if len(normalize(text, request.t.lang)) > 160:
+        text = request.t(HELP, **DEFAULT_EXAMPLES)
+    return text
 
 
 DEFAULT_EXAMPLES = {"word": "MAIZE", "where": "NAKURU", "bag": "BAG90", "amount": "4300", "lang": "SW"}

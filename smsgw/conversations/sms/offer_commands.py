@@ -16,6 +16,8 @@ from smsgw.models import Buyer, BuyOffer, Commodity, Contact, Grade, Market, Pro
 from smsgw.services import buyers, catalog, offer_matching, offers, orders
 
 DEFAULT_DAYS = 14
+# An order opened on an offer without a deadline runs a week, as OPEN SELL does.
+ORDER_DAYS = 7
 BUDGET = 160
 OFFER_FORMAT = N_("Format: OFFER MAIZE G1 4400 500 BAG90 NAKURU 14 (crop, grade, price, quantity, unit, market, days)")
 BUYER_HELP = N_(
@@ -217,7 +219,8 @@ def open_offer(request: Request, contact: Contact, groups: list[ProducerGroup], 
     if len(numbers) < 2 or not (0 < numbers[0] < 2**31 and numbers[0] == int(numbers[0])):
         return t("Format: OPEN OFFER <offer number> <quantity> [days]")
     offer_id, quantity = int(numbers[0]), numbers[1]
-    days = int(min(numbers[2], decimal.Decimal(60))) if len(numbers) > 2 else offer_matching.MAX_DAYS
+    # The order runs as long as asked (the service keeps it within its limits), else a week.
+    days = int(numbers[2]) if len(numbers) > 2 else ORDER_DAYS
     offer = request.db.get(BuyOffer, offer_id)
     # The first of the leader's groups that may take it; else the refusal for the first.
     chosen = groups[0]

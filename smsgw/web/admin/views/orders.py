@@ -10,6 +10,7 @@ import sqlalchemy.orm as so
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from smsgw.conversations.sms.keywords import parse_number
 from smsgw.csv_safe import SafeWriter
 from smsgw.db import utcnow
 from smsgw.models import Commitment, GroupOrder
@@ -108,12 +109,18 @@ def _refusal(error: order_service.OrderError) -> str:
     return reasons.get(error.code, tr("Not saved: %(reason)s", reason=str(error)))
 
 
+def _refused(session: so.Session, order_id: int, error: order_service.OrderError) -> Response:
+    """Nothing of a refused form is kept: back to the order page with the reason."""
+    session.rollback()
+    flash(_refusal(error), "error")
+    return redirect(url_for("admin.order", order_id=order_id))
+
+
 def _decimal(text: str | None) -> decimal.Decimal | None:
-    try:
-        value = decimal.Decimal((text or "").strip().replace(",", ""))
-    except decimal.InvalidOperation:
-        return None
-    return value if value.is_finite() else None
+    """A number as operators type it, read as SMS numbers are ("4,300" thousands, "4,5" a
+    decimal comma); None when it cannot be told."""
+    value = parse_number((text or "").strip())
+    return value if value is not None and value.is_finite() else None
 
 
 @bp.post("/orders/<int:order_id>/deliveries")
@@ -135,9 +142,7 @@ def order_deliveries(order_id: int) -> Response:
                                      grade=int(grade) if grade and grade.isdigit() else None, now=utcnow())
             changes[str(item.contact_id)] = {"delivered": row.delivered_quantity, "grade": row.delivered_grade_id}
     except order_service.OrderError as error:
-        session.rollback()
-        flash(_refusal(error), "error")
-        return redirect(url_for("admin.order", order_id=order_id))
+        return _refused(session, order_id, error)
     if changes:
         audit.record(session, "deliveries", "group_order", order_id, None, changes)
         session.commit()
@@ -167,9 +172,7 @@ def order_settle(order_id: int) -> Response:
         done = settlement.settle(session, order_id, final_price=price, paid_on=paid_on, fee_per_unit=fee,
                                  leader=None, settings=current_app.config, now=utcnow())
     except order_service.OrderError as error:
-        session.rollback()
-        flash(_refusal(error), "error")
-        return redirect(url_for("admin.order", order_id=order_id))
+        return _refused(session, order_id, error)
     audit.record(session, "settle", "group_order", order_id, None, {
         "final_price": done.order.final_price, "paid_on": paid_on, "fee_per_unit": done.order.fee_per_unit,
         "members": done.members, "total": done.total,
@@ -196,9 +199,7 @@ def order_references(order_id: int) -> Response:
             changes[str(item.contact_id)] = settlement.record_reference(
                 session, order_id, item.contact_id, code, leader=None, now=utcnow()).payment_reference
     except order_service.OrderError as error:
-        session.rollback()
-        flash(_refusal(error), "error")
-        return redirect(url_for("admin.order", order_id=order_id))
+        return _refused(session, order_id, error)
     if changes:
         audit.record(session, "payment_references", "group_order", order_id, None, changes)
         session.commit()

@@ -23,7 +23,7 @@ from flask import current_app, render_template, request
 from smsgw.conversations.sms.intake import receive
 from smsgw.conversations.ussd.session import apology, handle_hop, record_end
 from smsgw.models import Contact, InboundMessage, OutboundMessage
-from smsgw.phones import InvalidPhone, mask_phone, normalize_phone
+from smsgw.phones import InvalidPhone, is_simulator_number, mask_phone, normalize_phone
 from smsgw.services import simulation
 from smsgw.web.admin import audit, bp
 from smsgw.web.admin.auth import requires
@@ -43,7 +43,7 @@ def _default_phone() -> str:
 def _who(session: so.Session, form: UssdForm | SmsForm, phone: str) -> bool | None:
     """Ready the number to play: True for a real contact (both boxes ticked), False for
     the sandbox, None (with the field's error) when a real number lacks the two ticks."""
-    if simulation.is_reserved(phone):
+    if is_simulator_number(phone):
         simulation.simulated_contact(session, phone)
         return False
     if form.as_real.data and form.confirm_real.data:
@@ -84,7 +84,7 @@ def _render(mode: str, phone: str, **values: Any) -> str:
         except InvalidPhone:
             thread = []
     return render_template("admin/simulator.html", mode=mode, phone=phone, contacts=contacts, thread=thread,
-                           sandbox=simulation.is_reserved(phone), **values)
+                           sandbox=is_simulator_number(phone), **values)
 
 
 @bp.get("/simulator")

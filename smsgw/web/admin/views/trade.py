@@ -20,7 +20,7 @@ from smsgw.services import buyers, offers
 from smsgw.web.admin import audit, bp
 from smsgw.web.admin.auth import requires
 from smsgw.web.admin.forms import options
-from smsgw.web.admin.i18n import current_language, tr
+from smsgw.web.admin.i18n import current_language, local_today, tr
 from smsgw.web.admin.trade_forms import BuyerForm, OfferForm
 from smsgw.web.admin.views.common import db
 
@@ -76,7 +76,7 @@ def offer_new() -> Response | str:
     form.market.choices = _markets(session)
     if form.validate_on_submit():
         buyer = session.get_one(Buyer, form.buyer.data)
-        today = dt.date.today()
+        today = local_today()
         try:
             offer = offers.post_offer(
                 session, buyer=buyer, commodity=session.get_one(Commodity, form.commodity.data),
