@@ -20,6 +20,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy.exc
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -36,6 +37,7 @@ from smsgw.messaging.outbox import recover_stale
 from smsgw.services import runtime_state
 from smsgw.services.bulletins import Policy, due_runs, run_bulletin
 from smsgw.services.orders import close_expired
+from smsgw.services.rollouts import enrol_due
 
 log = logging.getLogger(__name__)
 JOBSTORE_TABLE = "apscheduler_jobs"
@@ -154,6 +156,16 @@ def sessions_job() -> None:
 
 
 @guarded
+def rollout_job() -> None:
+    """Enrol the farmers of rollout waves that have started (idempotent; hourly)."""
+    zone = _settings()["SMSGW_TIMEZONE"]
+    with _database().session() as session:
+        done = enrol_due(session, utcnow().astimezone(ZoneInfo(zone)).date(), zone)
+    for item in done:
+        log.info("rollout %s wave %s: %s farmers enrolled", item.rollout, item.wave, item.enrolled)
+
+
+@guarded
 def cost_alert_job() -> None:
     """Warn (log and audit, once a day) when the day's SMS cost passes SMS_DAILY_COST_ALERT."""
     with _database().session() as session:
@@ -239,6 +251,10 @@ def build_scheduler(settings: Mapping[str, Any]) -> BlockingScheduler:
     )
     scheduler.add_job("smsgw.scheduler:orders_job", "interval", minutes=5, id="orders", replace_existing=True)
     scheduler.add_job("smsgw.scheduler:sessions_job", "interval", minutes=10, id="ussd-sessions", replace_existing=True)
+    scheduler.add_job(
+        "smsgw.scheduler:rollout_job", "interval", hours=1, id="rollout-waves", replace_existing=True,
+        next_run_time=dt.datetime.now(dt.UTC),
+    )
     scheduler.add_job("smsgw.scheduler:cost_alert_job", "interval", minutes=10, id="cost-alert", replace_existing=True)
     return scheduler
 

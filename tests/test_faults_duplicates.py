@@ -72,7 +72,7 @@ def _count(session, column, *where) -> int:
 @pytest.mark.parametrize("order", ORDERS)
 def test_ussd_sale_report_replayed_is_one_sale(client, session, order) -> None:
     before = _count(session, SaleReport.id)
-    _, bodies = _play(client, LEADER, ["4", "1", "1", "10", "4300", "1", "1"], order)
+    _, bodies = _play(client, LEADER, ["4", "1", "1", "10", "1", "4300", "1", "1"], order)
     assert any(body.startswith("END Thank you") for body in bodies)
     assert _count(session, SaleReport.id) == before + 1
 
@@ -187,7 +187,7 @@ def test_delivery_reports_replayed_move_each_message_forward_once(client, sessio
 @pytest.mark.parametrize("order", ORDERS)
 def test_ussd_end_event_replayed_ends_the_session_once(client, session, order) -> None:
     session_id = f"dup-end-{order}"
-    hops = [("hop", text) for text in _hops(["4", "1", "1", "10", "4300", "1", "1"])]
+    hops = [("hop", text) for text in _hops(["4", "1", "1", "10", "1", "4300", "1", "1"])]
     sales = _count(session, SaleReport.id)
     ended_at = None
     for kind, text in _schedule([*hops, ("end", "")], order):
@@ -229,7 +229,7 @@ def test_first_time_caller_registers_and_reports_one_sale_of_the_crop_chosen(cli
     # still walk through the registration screens, or the name lands on the crop list.
     newcomer = "+254711000321"
     before = _count(session, SaleReport.id)
-    _, bodies = _play(client, newcomer, ["1", "4", "Achieng Otieno", "4", "1", "1", "10", "4300", "1", "1"], order)
+    _, bodies = _play(client, newcomer, ["1", "4", "Achieng Otieno", "4", "1", "1", "10", "1", "4300", "1", "1"], order)
     assert any(body.startswith("END Thank you") for body in bodies), bodies
     contacts = session.scalars(sa.select(Contact).where(Contact.phone == newcomer)).all()
     assert [(c.name, c.home_market.code) for c in contacts] == [("Achieng Otieno", "nakuru")]

@@ -1,7 +1,7 @@
 """Hostile price files: whatever a CSV holds, the import never fails with a traceback.
 
-Each line is imported, counted as a duplicate, or rejected with a one-line reason; a file
-that cannot be read at all is one clear ``ImportFileError``; nothing else escapes.
+Each line is imported, counted as a duplicate or a forecast, or rejected with a one-line
+reason; a file that cannot be read at all is one clear ``ImportFileError``; nothing else escapes.
 
 The files mix three kinds of line: good lines (the import must take them), lines that are
 good but for one cell (or too few cells), each with the reason the operator must read,
@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from smsgw.models import PriceObservation
+from smsgw.services.catalog_matcher import currency_countries
 from smsgw.services.price_checks import Policy
 from smsgw.services.price_files import GENERIC_COLUMNS, ImportFileError
 from smsgw.services.price_import import import_prices
@@ -146,7 +147,7 @@ def _check_summary(
             assert end in rejected, (cells, expected)
             assert all(fragment in rejected[end] for fragment in expected), (cells, rejected[end], expected)
     assert summary.rows_read == sum(_counted(cells) for cells, _ in lines)
-    assert summary.imported + summary.duplicates + summary.rejected_count == summary.rows_read
+    assert summary.imported + summary.duplicates + summary.forecasts + summary.rejected_count == summary.rows_read
     assert summary.rejected_count >= sum(expected not in (OK, None) for _, expected in lines)
     after = session.scalar(sa.select(sa.func.count()).select_from(PriceObservation))
     assert after - before == summary.imported
@@ -223,11 +224,13 @@ def test_each_bad_generic_cell_is_rejected_with_its_reason(session, tmp_path, ov
 WFP_HEADER = ["date", "admin1", "admin2", "market", "latitude", "longitude", "category", "commodity", "unit",
               "priceflag", "pricetype", "currency", "price", "usdprice"]
 coordinate = st.one_of(st.sampled_from(["-0.28", "35.07", "1e400", "NaN", "-inf", "181", ""]), junk)
-FREE = {name: junk for name in ("admin1", "admin2", "category", "priceflag", "usdprice")}
+FREE = {name: junk for name in ("admin1", "admin2", "category", "usdprice")}
+# A forecast is counted, never imported: a good line's flag is anything else.
+not_forecast = junk.filter(lambda flag: "forecast" not in flag.lower())
 # A good WFP line: Kenyan markets (a new one is created from its currency), crops the catalog
 # knows under WFP's names, weights, and any coordinates (a wrong one is left out, not fatal).
 wfp_good = st.fixed_dictionaries({
-    **FREE, "latitude": coordinate, "longitude": coordinate,
+    **FREE, "latitude": coordinate, "longitude": coordinate, "priceflag": not_forecast,
     "date": st.sampled_from(["2023-08-15", "2023-07-15"]),
     "market": st.sampled_from(["Nakuru", "Eldoret", "Garissa town"]),
     "commodity": st.sampled_from(["Maize", "Maize (white, dry)", "Beans (dry)"]),
@@ -278,6 +281,12 @@ wfp_line = st.one_of(
 WFP_REQUIRED = ("date", "market", "commodity", "unit", "pricetype", "currency", "price")
 
 
+def _shared_currency(lines: list[tuple[list[str], object]]) -> bool:
+    """A line in a currency of several countries (XOF): a new market there needs a country the file lacks."""
+    at = WFP_HEADER.index("currency")
+    return any(len(currency_countries().get(cells[at].strip().upper(), ())) > 1 for cells, _ in lines)
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=HEALTH)
 @given(lines=st.lists(wfp_line, min_size=1, max_size=6),
        dropped=st.one_of(st.none(), st.none(), st.none(), st.sampled_from(WFP_REQUIRED)),
@@ -291,7 +300,13 @@ def test_any_wfp_file_creating_markets_never_fails(session, tmp_path, lines, dro
     if _refused(session, path, run, dropped, broken, WFP_REQUIRED, "wfp", before):
         event("refused whole")
         return
-    summary = run()
+    try:
+        summary = run()
+    except ImportFileError as error:  # one line, before any row: "no country for new market ..."
+        assert _shared_currency(lines) and "pass --country" in str(error) and "\n" not in str(error), str(error)
+        assert session.scalar(sa.select(sa.func.count()).select_from(PriceObservation)) == before
+        event("refused whole: no country")
+        return
     event("some line imported" if summary.imported else "no line imported")
     refs = []
     for cells, expected in lines:

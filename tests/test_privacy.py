@@ -58,7 +58,7 @@ def _sms(client, text: str, gateway_id: str) -> None:
 def _a_person_with_a_history(client, session) -> Contact:
     """A farmer who registered by USSD, reported sales, subscribed, joined an order, got SMS."""
     # English, report a sale -> name, home market, then maize, 90 kg bag, 10, 4300, trader, confirm.
-    end = _ussd(client, "priv-1", ["1", "4", NAME, "4", "1", "1", "10", "4300", "1", "1"])
+    end = _ussd(client, "priv-1", ["1", "4", NAME, "4", "1", "1", "10", "1", "4300", "1", "1"])
     assert end.startswith("END Thank you"), end
     _ussd(client, "priv-2", ["1", "1", "2"])  # dropped mid-flow: a resumable session
     _sms(client, "SOLD 5bag90 maize 4400", "priv-sms-1")

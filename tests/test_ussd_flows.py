@@ -100,8 +100,8 @@ def test_a_price_screen_with_no_price_records_no_look_up(client, session) -> Non
 def test_sale_report_is_stored_once_with_per_kg_price(client, session) -> None:
     phone = Phone(client, LEADER)
     phone.dial(
-        "4", "1", "1", "10", "4300", "1"
-    )  # sale -> maize -> 90kg bag -> 10 -> 4300 -> trader
+        "4", "1", "1", "10", "1", "4300", "1"
+    )  # sale -> maize -> 90kg bag -> 10 -> today -> 4300 -> trader
     end = phone.dial("1")
     assert end.startswith("END Thank you"), end
     phone.repeat()
@@ -116,7 +116,7 @@ def test_sale_report_is_stored_once_with_per_kg_price(client, session) -> None:
 
 def test_implausible_price_asks_before_storing(client, session) -> None:
     phone = Phone(client, LEADER)
-    screen = phone.dial("4", "1", "1", "10", "430000")
+    screen = phone.dial("4", "1", "1", "10", "1", "430000")
     assert "Is it right" in screen
     screen = phone.dial("2")
     assert "Price received" in screen
@@ -186,7 +186,7 @@ def test_leader_opens_member_commits_leader_closes(client, session) -> None:
 
 def test_dropped_sale_report_resumes(client, session) -> None:
     first = Phone(client, LEADER)
-    first.dial("4", "1", "1", "12")  # dropped on the price screen
+    first.dial("4", "1", "1", "12", "1")  # dropped on the price screen
     client.post(
         "/at/ussd/events",
         data={"sessionId": first.session_id, "status": "Incomplete", "phoneNumber": LEADER},

@@ -41,6 +41,8 @@ from smsgw.models import (
     PriceObservation,
     ProducerGroup,
     ReportCache,
+    RolloutUnit,
+    RolloutWave,
     SaleReport,
     Subscription,
     Unit,
@@ -83,7 +85,8 @@ def _aggregates() -> list[tuple[Any, list[Any]]]:
                             *_status_counts(PriceObservation.status, ("approved",))]),
         (Market, base(Market)), (Commodity, base(Commodity)), (CommodityAlias, base(CommodityAlias)),
         (Unit, base(Unit)), (Grade, base(Grade)),
-        (Contact, [*base(Contact), sa.func.max(Contact.enrolled_at), sa.func.max(Contact.consented_at),
+        (Contact, [*base(Contact), sa.func.max(Contact.enrolled_at), sa.func.min(Contact.enrolled_at),
+                   sa.func.count(Contact.enrolled_at), sa.func.max(Contact.consented_at),
                    sa.func.max(Contact.withdrawn_at), sa.func.sum(sa.func.coalesce(Contact.home_market_id, 0)),
                    *_status_counts(Contact.consent, ("granted", "withdrawn"))]),
         (ProducerGroup, base(ProducerGroup)), (Membership, base(Membership)), (Subscription, base(Subscription)),
@@ -96,6 +99,7 @@ def _aggregates() -> list[tuple[Any, list[Any]]]:
                            *_status_counts(OutboundMessage.status, ("sent", "delivered", "failed", "unknown"))]),
         (UssdSession, [*base(UssdSession), sa.func.max(UssdSession.updated_at), sa.func.max(UssdSession.ended_at),
                        *_status_counts(UssdSession.status, ("active",))]),
+        (RolloutWave, [*base(RolloutWave), sa.func.sum(RolloutWave.enrolled)]), (RolloutUnit, base(RolloutUnit)),
         (AuditEntry, [sa.func.max(AuditEntry.id)]),
     ]
 

@@ -122,7 +122,10 @@ def render_text(report: dict[str, Any]) -> str:
             extra = _detail(row) if row["dimension"] == "all" else ""
             if extra:
                 lines.append(f"  {'':<28} {extra}")
-    lines += ["", *_effect_lines(report["enrolment"]), "", *_market_lines(report["market"])]
+    lines += ["", *_effect_lines(report["enrolment"])]
+    for design in report.get("rollouts", []):
+        lines += ["", *_rollout_lines(design)]
+    lines += ["", *_market_lines(report["market"])]
     return "\n".join(lines) + "\n"
 
 
@@ -140,12 +143,25 @@ def _detail(row: dict[str, Any]) -> str:
     return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in d.items() if isinstance(v, int))
 
 
-def _effect_lines(effect: dict[str, Any]) -> list[str]:
-    head = "Effect of enrolment on the price share (enrolled vs not-yet-enrolled farmers, by enrolment-month cohort)"
+def _rollout_lines(design: dict[str, Any]) -> list[str]:
+    head = (f"Randomised rollout {design['rollout']!r} ({design['unit']}s drawn into waves, seed {design['seed']}): "
+            f"{design['estimand']}")
+    lines = [head]
+    for wave in design["waves"]:
+        lines.append(f"  wave {wave['wave']} from {wave['starts_on']}: {wave['units']} {design['unit']}s, "
+                     f"{wave['farmers']} farmers, {wave['enrolled_before_start']} found the service before, "
+                     f"{wave['enrolled']} enrolled now")
+    return lines + _effect_lines(design["effect"], head=None)
+
+
+def _effect_lines(effect: dict[str, Any], head: str | None = (
+        "Effect of enrolment on the price share (enrolled vs not-yet-enrolled farmers, by enrolment-month cohort)")
+) -> list[str]:
+    top = [head] if head else []
     if effect["effect_pct"] is None:
-        return [head, f"  {effect['state']}: {effect['reason']}"]
+        return [*top, f"  {effect['state']}: {effect['reason']}"]
     lines = [
-        head,
+        *top,
         f"  {effect['effect_pct']:+.1f}% {_ci(effect['ci_pct'], 1)}  {effect['state']}"
         + (f" ({effect['reason']})" if effect["reason"] else ""),
         (
@@ -153,8 +169,10 @@ def _effect_lines(effect: dict[str, Any]) -> list[str]:
             f"{effect['cohorts']} cohorts, {effect['post_sales']} sales after enrolment, {effect['clusters']} "
             f"clusters; {effect['method']}"
         ),
-        "  event study (months from enrolment; effect in logs; month 0 is partly before enrolment):",
     ]
+    if effect.get("mde_pct") is not None:
+        lines.append(f"  smallest effect detectable at 80% power with these data: {effect['mde_pct']:.1f}%")
+    lines.append("  event study (months from enrolment; effect in logs; month 0 is partly before enrolment):")
     for e in effect["event_study"]:
         lines.append(f"    {e['event']:+d}: {_f(e['effect'])} {_ci([e['lo'], e['hi']])}  ({e['treated_sales']} sales)")
     pre = effect.get("pre_trend") or {}

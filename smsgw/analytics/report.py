@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from smsgw.analytics import cells, data, dispersion, engagement, enrolment, groups, indicators
+from smsgw.analytics import cells, data, dispersion, engagement, enrolment, groups, indicators, rollout
 from smsgw.analytics.config import PRIMARY, STATES, AnalyticsConfig
 from smsgw.analytics.indicators import Level
 from smsgw.analytics.stats import Trend, decide, detectable, mde, negated, trend
@@ -35,6 +35,7 @@ class Inputs:
     retail: pd.DataFrame = field(default_factory=pd.DataFrame)
     source: str = SOURCE
     held: pd.DataFrame = field(default_factory=pd.DataFrame)  # wholesale prices not approved, per status
+    rollouts: pd.DataFrame = field(default_factory=pd.DataFrame)  # rollout.load_assignments
 
 
 def load_inputs(
@@ -52,6 +53,7 @@ def load_inputs(
         events=data.load_engagement(conn, since),
         retail=data.load_prices(conn, kind="retail", commodity_ids=commodity_ids, since=since),
         held=data.load_held(conn, commodity_ids=commodity_ids, since=price_start),
+        rollouts=rollout.load_assignments(conn),
     )
 
 
@@ -228,6 +230,7 @@ def bargaining(inputs: Inputs, cfg: AnalyticsConfig, today: pd.Timestamp) -> dic
     for row, decided in zip(rows, trends, strict=True):
         row.trend = decided
     effect = enrolment.estimate(frame, cfg, rng)
+    designs = rollout.effects(frame, inputs.people, inputs.rollouts, cfg, rng) if len(inputs.rollouts) else []
     states = {s: sum(r.trend.state == s for r in rows) + (effect.state == s) for s in STATES}
     market, tables = _market_side(inputs, cfg, today)
     return {
@@ -260,6 +263,8 @@ def bargaining(inputs: Inputs, cfg: AnalyticsConfig, today: pd.Timestamp) -> dic
         "rows": [r.as_dict() for r in rows],
         "periods": _periods(frame, cfg),
         "enrolment": _effect_dict(effect),
+        "rollouts": [{**{k: v for k, v in d.items() if k != "effect"}, "effect": _effect_dict(d["effect"])}
+                     for d in designs],
         "market": market,
         "series": {
             "share_band": indicators.share_band(frame, cfg) if len(frame) else pd.DataFrame(),

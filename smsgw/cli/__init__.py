@@ -6,7 +6,7 @@ commands join the group (click lists them alphabetically in ``--help``).
 """
 from __future__ import annotations
 
-from smsgw.cli import buyers, contacts, doctor, jobs, outbox, prices, report, service, simulate, users
+from smsgw.cli import buyers, contacts, doctor, jobs, outbox, prices, report, rollouts, sales, service, simulate, users
 from smsgw.cli.core import main
 
 for command in (
@@ -20,12 +20,14 @@ for command in (
     jobs.bulletins,
     jobs.orders_sweep,
     prices.import_prices,
+    sales.import_sales,
     prices.prices,
     report.report,
     doctor.doctor,
     users.users,
     contacts.contacts,
     buyers.buyers,
+    rollouts.rollout,
 ):
     main.add_command(command)
 del command

@@ -1,6 +1,8 @@
 """``smsgw contacts``: people by phone number; ``forget`` answers a deletion request."""
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 
 from smsgw.cli import core
@@ -32,3 +34,39 @@ def forget(phone: str, yes: bool) -> None:
         return
     done = ", ".join(f"{count} {what.replace('_', ' ')}" for what, count in result.counts.items() if count)
     click.echo(f"{mask_phone(e164)} forgotten: now {result.placeholder} ({done or 'no messages'}); audited")
+
+
+@contacts.command("enrol")
+@click.option("--on", "day", type=click.DateTime(["%Y-%m-%d"]), help="The day enrolled (default: today).")
+@click.argument("phone")
+def enrol(phone: str, day: dt.datetime | None) -> None:
+    """Record that an operator enrolled PHONE (from --on); an earlier enrolment on record stays."""
+    from zoneinfo import ZoneInfo
+
+    import sqlalchemy as sa
+
+    from smsgw.db import utcnow
+    from smsgw.models import AuditEntry, Contact
+    from smsgw.phones import InvalidPhone
+    from smsgw.services.enrolment import enrol as record
+
+    settings = core.settings()
+    try:
+        e164 = normalize_phone(phone, settings["SMSGW_DEFAULT_REGION"])
+    except InvalidPhone as error:
+        raise click.ClickException(f"not a phone number: {phone!r} ({error})") from None
+    zone = ZoneInfo(settings["SMSGW_TIMEZONE"])
+    when = dt.datetime.combine(day.date(), dt.time(0), zone).astimezone(dt.UTC) if day else None
+    with core.database(settings).session() as session:
+        contact = session.scalar(sa.select(Contact).where(Contact.phone == e164))
+        if contact is None:
+            raise click.ClickException(f"no contact {mask_phone(e164)}: they register by USSD or SMS first")
+        before = contact.enrolled_at.isoformat() if contact.enrolled_at else None
+        if not record(session, contact, "operator", when):
+            click.echo(f"{mask_phone(e164)} was enrolled earlier: {before} ({contact.enrolment_source})")
+            return
+        enrolled = contact.enrolled_at or utcnow()  # record() has just set it
+        session.add(AuditEntry(actor="cli", action="enrol", entity="contact", entity_id=str(contact.id),
+                               before={"enrolled_at": before},
+                               after={"enrolled_at": enrolled.isoformat(), "source": "operator"}))
+    click.echo(f"{mask_phone(e164)} enrolled from {enrolled.astimezone(zone):%Y-%m-%d} (operator)")

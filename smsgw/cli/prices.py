@@ -30,6 +30,8 @@ def _database() -> tuple[Database, dict[str, Any]]:
 
 def _print_summary(summary: ImportSummary, dry_run: bool) -> None:
     click.echo(f"source {summary.source}: {summary.rows_read} rows read in {summary.seconds:.1f}s")
+    if summary.country:
+        click.echo(f"  country {summary.country}, from the file's name, where the currency does not tell it")
     verb = "would import" if dry_run else "imported"
     click.echo(
         f"  {verb} {summary.imported}: {summary.approved} approved, {summary.held} held for review"
@@ -37,6 +39,8 @@ def _print_summary(summary: ImportSummary, dry_run: bool) -> None:
     changed = summary.changed_duplicates
     note = f" ({changed} with a different price, not applied)" if changed else ""
     click.echo(f"  duplicates {summary.duplicates}{note}")
+    if summary.forecasts:
+        click.echo(f"  forecasts {summary.forecasts} (not observed prices: not imported)")
     click.echo(f"  rejected {summary.rejected_count}")
     for line, reason in summary.rejected[:SHOWN_LINES]:
         click.echo(f"    line {line}: {reason}")
@@ -77,7 +81,8 @@ def _print_summary(summary: ImportSummary, dry_run: bool) -> None:
 @click.option("--source", help="Source name recorded on each price (default import:FORMAT).")
 @click.option(
     "--country",
-    help="ISO country of markets created from a file without one (default: from the currency).",
+    help="The country of rows without a country column (SN, SEN or a name): markets are matched and made "
+    "in it. Default: the currency's, when one country uses it, else the file's name (wfp_food_prices_sen.csv).",
 )
 @click.option(
     "--as-of",
@@ -101,6 +106,7 @@ def import_prices(
     Each price is stored as given and per base unit (kg, l), checked against the
     market's history and other markets that week, then approved (trusted source, in
     range) or held for review (smsgw prices pending). Rejected lines are listed.
+    Forecast rows (priceflag or pricetype "forecast") are counted, not imported.
 
     \b
     generic format: a header row, then one price per row; other columns are ignored.
@@ -112,7 +118,8 @@ def import_prices(
       currency   ISO 4217 code, the market's currency (KES)
       kind       wholesale, retail or farm-gate
       grade      optional grade code (G1)
-      country    optional ISO country, for markets made by --create-missing
+      country    optional: the market's country (SN, SEN or a name); also
+                 countryiso3, adm0_name, or the column HXL tags #country
     """
     from smsgw.services import price_files, price_import
     from smsgw.services.price_checks import Policy

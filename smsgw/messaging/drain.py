@@ -4,6 +4,9 @@ Several drains may run side by side (the scheduler's and ``smsgw outbox drain``
 processes): each claims disjoint rows under its own name and a lease it renews while it
 works, so a slow gateway never makes another drain take its rows.
 
+Rows are written by set, never one by one: one statement claims a batch, and each
+request costs one statement for its rows' mark and one for the previous request's answers.
+
 When the gateway refuses every message (a bad API key, no credit, a sender id it
 rejects), the drain stops sending instead of failing the queue: the messages go back to
 ``queued`` with no attempt spent, a pause is recorded for every drain (and for
@@ -13,29 +16,31 @@ backoff; the first request that goes through lifts the pause.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
+from sqlalchemy.dialects import postgresql
 
 from smsgw.db import Database, error_line, utcnow
 from smsgw.messaging.gateways import Gateway
 from smsgw.messaging.outbox import (
     LEASE,
-    NOT_YET_SENT,
+    Claimed,
     SendResult,
-    claim_due,
+    claim_for_sending,
     drain_identity,
-    record_result,
     recover_stale,
     release,
     renew_lease,
+    settle,
 )
 from smsgw.models import Contact, OutboundMessage
 from smsgw.services import runtime_state
@@ -74,6 +79,11 @@ def drain_once(
     ``keys``: send only these messages (see ``claim_due``). ``lease``: how long this
     drain's claim holds without renewal. ``probe``: try a paused gateway now rather than
     at its next retry time (an operator's command, a restarted scheduler).
+
+    The rows are written by set, never one by one: the claim (which marks them
+    ``NOT_YET_SENT``), then one transaction per request that records the previous
+    request's results and clears the mark of this request's rows, committed before the
+    gateway call, so a crash leaves the rows of at most one request in doubt.
     """
     stats = DrainStats()
     owner = drain_identity()
@@ -82,42 +92,42 @@ def drain_once(
         if pause is not None and not probe and utcnow() < _retry_at(pause):
             stats.paused = pause.get("reason", "")
             return stats
-        batch = claim_due(session, batch_size, keys=keys, owner=owner, lease=lease)
-        if not batch:
+        claimed: list[Claimed] = list(claim_for_sending(session, batch_size, keys=keys, owner=owner, lease=lease))
+        if not claimed:
             return stats
-        batch = _whole_requests(session, batch, batch_size, chunk)
+        batch = _whole_requests(session, claimed, batch_size, chunk)
         stats.claimed = len(batch)
-        for message in batch:
-            message.last_error = NOT_YET_SENT
-        session.commit()
         withdrawn = _withdrawn(session, batch)
-        groups: dict[tuple[str, str | None], list[OutboundMessage]] = defaultdict(list)
+        # Queued before the person sent STOP: the opt-out wins at send time.
+        answered: list[tuple[Claimed, SendResult]] = [
+            (message, SendResult(message.to_phone, "failed", error="opted out"))
+            for message in batch
+            if message.contact_id in withdrawn and message.purpose != "reply"
+        ]
+        groups: dict[tuple[str, str | None], list[Claimed]] = defaultdict(list)
         for message in batch:
-            if message.contact_id in withdrawn and message.purpose != "reply":
-                # Queued before the person sent STOP: the opt-out wins at send time.
-                record_result(message, SendResult(message.to_phone, "failed", error="opted out"))
-                stats.failed += 1
-                continue
-            groups[(message.text, message.sender_id)].append(message)
-        session.commit()
+            if message.contact_id not in withdrawn or message.purpose == "reply":
+                groups[(message.text, message.sender_id)].append(message)
+        done: set[int] = set()
         renewed = time.monotonic()
         for (text, sender_id), messages in groups.items():
             for part in _chunks(messages, chunk):
                 if time.monotonic() - renewed > lease.total_seconds() / 3:
                     renew_lease(session, owner, lease)
                     renewed = time.monotonic()
+                _record(session, answered, stats, done)
                 # Committed before the call: if this process dies now, only these rows
                 # may have gone out (see outbox.recover_stale).
-                for message in part:
-                    message.last_error = ""
+                write_rows(session, [{"id": message.id, "last_error": ""} for message in part])
                 session.commit()
-                refusal = _send_chunk(gateway, text, sender_id, part, stats)
+                answered, refusal = _send_chunk(gateway, text, sender_id, part, stats)
                 if refusal:
-                    _pause(session, [m for m in batch if m.status == "sending"], refusal, pause, stats)
+                    _record(session, answered, stats, done)
+                    unsent = [message for message in batch if message.id not in done]
+                    _pause(session, unsent, refusal, pause, stats)
                     return stats
-                # Record each request's outcome at once: a crash later in the batch must
-                # not leave these rows looking unsent.
-                session.commit()
+        _record(session, answered, stats, done)
+        session.commit()
         if pause is not None and stats.requests:
             runtime_state.clear(session, runtime_state.GATEWAY_PAUSE)
             log.warning("gateway %s accepts messages again: sending resumed", gateway.name)
@@ -171,7 +181,7 @@ def _retry_at(pause: dict[str, Any]) -> dt.datetime:
 
 def _pause(
     session: so.Session,
-    unsent: list[OutboundMessage],
+    unsent: list[Claimed],
     reason: str,
     previous: dict[str, Any] | None,
     stats: DrainStats,
@@ -196,8 +206,8 @@ def _pause(
 
 
 def _whole_requests(
-    session: so.Session, batch: list[OutboundMessage], batch_size: int, chunk: int
-) -> list[OutboundMessage]:
+    session: so.Session, batch: list[Claimed], batch_size: int, chunk: int
+) -> list[Claimed]:
     """Give back, before the claim commits, the recipients of a text cut off by a full batch.
 
     The claim puts identical texts side by side, so a full batch usually ends inside the
@@ -214,28 +224,40 @@ def _whole_requests(
     given_back = {message.id for message in same[-spare:]}
     session.execute(
         sa.update(OutboundMessage)
-        .where(OutboundMessage.id.in_(given_back))
+        .where(_among(session, OutboundMessage.id, given_back))
         .values(
-            status="queued", claimed_at=None, claimed_by=None, lease_until=None, attempts=OutboundMessage.attempts - 1
+            status="queued", claimed_at=None, claimed_by=None, lease_until=None, attempts=OutboundMessage.attempts - 1,
+            last_error="",
         )
         .execution_options(synchronize_session=False)
     )
     for message in same[-spare:]:
-        session.expunge(message)
+        if isinstance(message, OutboundMessage):
+            session.expunge(message)
     return [message for message in batch if message.id not in given_back]
 
 
-def _withdrawn(session: so.Session, batch: list[OutboundMessage]) -> set[int]:
+def _withdrawn(session: so.Session, batch: list[Claimed]) -> set[int]:
     """Ids of the batch's contacts who have opted out."""
     ids = {message.contact_id for message in batch if message.contact_id}
     if not ids:
         return set()
-    return set(session.scalars(sa.select(Contact.id).where(Contact.id.in_(ids), Contact.consent == "withdrawn")).all())
+    return set(session.scalars(
+        sa.select(Contact.id).where(_among(session, Contact.id, ids), Contact.consent == "withdrawn")
+    ).all())
 
 
-def _chunks(messages: list[OutboundMessage], size: int) -> list[list[OutboundMessage]]:
+def _among(session: so.Session, column: so.InstrumentedAttribute[int], ids: Collection[int]) -> sa.ColumnElement[bool]:
+    """``column IN ids``; on PostgreSQL ``= ANY(array)``: one parameter, so one statement
+    text whatever the number of ids, which the driver prepares once."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam("among_ids", list(ids), type_=postgresql.ARRAY(sa.Integer)))
+    return column.in_(ids)
+
+
+def _chunks(messages: list[Claimed], size: int) -> list[list[Claimed]]:
     """Split into requests of at most ``size`` recipients, each phone once per request."""
-    chunks: list[tuple[set[str], list[OutboundMessage]]] = []
+    chunks: list[tuple[set[str], list[Claimed]]] = []
     for message in messages:
         for phones, part in chunks:
             if len(part) < size and message.to_phone not in phones:
@@ -249,10 +271,10 @@ def _chunks(messages: list[OutboundMessage], size: int) -> list[list[OutboundMes
 
 
 def _send_chunk(
-    gateway: Gateway, text: str, sender_id: str | None, messages: list[OutboundMessage], stats: DrainStats
-) -> str:
-    """Send one request and record each recipient's result; the refusal's reason if the
-    gateway refused every message (those rows are left ``sending`` for the caller)."""
+    gateway: Gateway, text: str, sender_id: str | None, messages: list[Claimed], stats: DrainStats
+) -> tuple[list[tuple[Claimed, SendResult]], str]:
+    """Send one request: each recipient's answer to record, and the refusal's reason if
+    the gateway refused every message (those rows get no answer: the caller releases them)."""
     by_phone = {message.to_phone: message for message in messages}
     stats.requests += 1
     try:
@@ -263,20 +285,86 @@ def _send_chunk(
         results = [SendResult(phone, "retry", error=f"{type(exc).__name__}: {exc}"[:200]) for phone in by_phone]
     answered = {result.phone: result for result in results if result.phone in by_phone}
     refusal = ""
+    found: list[tuple[Claimed, SendResult]] = []
     for phone, message in by_phone.items():
         result = answered.get(phone) or SendResult(phone, "retry", error="no answer for recipient")
         if result.outcome == "pause":
             refusal = refusal or result.error or "the gateway refuses every message"
             continue
-        record_result(message, result)
-        _count(stats, message)
-    return refusal
+        found.append((message, result))
+    return found, refusal
 
 
-def _count(stats: DrainStats, message: OutboundMessage) -> None:
-    if message.status == "sent":
-        stats.sent += 1
-    elif message.status == "queued":
-        stats.retried += 1
-    else:
-        stats.failed += 1
+def _record(
+    session: so.Session, answered: list[tuple[Claimed, SendResult]], stats: DrainStats, done: set[int]
+) -> None:
+    """Write the answers (the caller commits), count them, and note their rows as settled."""
+    if not answered:
+        return
+    now = utcnow()
+    rows = []
+    for message, result in answered:
+        values = settle(message, result, now)
+        rows.append({"id": message.id, **values})
+        done.add(message.id)
+        if values["status"] == "sent":
+            stats.sent += 1
+        elif values["status"] == "queued":
+            stats.retried += 1
+        else:
+            stats.failed += 1
+    write_rows(session, rows)
+
+
+def write_rows(session: so.Session, rows: list[dict[str, Any]]) -> None:
+    """UPDATE outbound_message rows, each (by ``id``) to its own values, without the ORM.
+
+    One statement per set of columns (a request's answers usually share one). On
+    PostgreSQL the values that differ go as one array per column into ``UPDATE ... FROM
+    unnest(...)`` and the values every row shares as one parameter each: one round trip
+    for any number of rows. SQLite, in-process, takes an executemany. The session's
+    objects are not refreshed: the drain never reads them back.
+    """
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(sorted(row))].append(row)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for names, members in groups.items():
+        columns = [name for name in names if name != "id"]
+        if not postgres:
+            values = [{"row_id": row["id"], **{name: row[name] for name in columns}} for row in members]
+            session.execute(_by_row(tuple(columns)), values)
+            continue
+        first = members[0]
+        shared = tuple(name for name in columns if all(row[name] == first[name] for row in members))
+        varying = ("id", *(name for name in columns if name not in shared))
+        session.execute(_by_set(shared, varying), {
+            **{f"set_{name}": first[name] for name in shared},
+            **{f"rows_{name}": [row[name] for row in members] for name in varying},
+        })
+
+
+# A declarative model's __table__ is typed as any FromClause; here it is a Table.
+_TABLE = cast(sa.Table, OutboundMessage.__table__)
+
+
+# The statements of ``write_rows`` are built once for each shape: a statement object
+# reused keeps its cache key, so executing it again costs no SQL construction.
+@functools.cache
+def _by_row(columns: tuple[str, ...]) -> sa.Update:
+    """UPDATE ... SET each column WHERE id = :row_id, for an executemany."""
+    return sa.update(_TABLE).where(_TABLE.c.id == sa.bindparam("row_id")).values(
+        {name: sa.bindparam(name, type_=_TABLE.c[name].type) for name in columns}
+    )
+
+
+@functools.cache
+def _by_set(shared: tuple[str, ...], varying: tuple[str, ...]) -> sa.Update:
+    """UPDATE ... SET shared columns to :set_<column>, the others from unnest(:rows_<column>, ...)."""
+    given = sa.func.unnest(*(
+        sa.bindparam(f"rows_{name}", type_=postgresql.ARRAY(_TABLE.c[name].type)) for name in varying
+    )).table_valued(*varying).render_derived()
+    return sa.update(_TABLE).where(_TABLE.c.id == given.c.id).values({
+        **{name: sa.bindparam(f"set_{name}", type_=_TABLE.c[name].type) for name in shared},
+        **{name: given.c[name] for name in varying if name != "id"},
+    })

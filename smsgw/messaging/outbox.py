@@ -13,6 +13,7 @@ import random
 import socket
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any, cast
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -101,11 +102,11 @@ def enqueue_many(
     sender_id: str | None = None,
     not_before: dt.datetime | None = None,
 ) -> None:
-    """Queue many SMS in one INSERT; a message whose key is already queued is skipped.
+    """Queue many SMS in one statement; a message whose key is already queued is skipped.
 
     The same contract as ``enqueue`` row by row (the unique key decides), for bulk
     senders: ON CONFLICT DO NOTHING settles a race with another transaction without a
-    savepoint per row.
+    savepoint per row. Each distinct text is encoded once.
     """
     if not messages:
         return
@@ -116,28 +117,56 @@ def enqueue_many(
         found = encoded.get((message.text, message.lang))
         if found is None:
             found = encoded[(message.text, message.lang)] = encode_for_sms(message.text, message.lang)
-        rows.append({
-            "idempotency_key": message.key, "to_phone": message.to, "contact_id": message.contact_id,
-            "text": found.text, "purpose": purpose, "priority": PRIORITY[purpose], "encoding": found.encoding,
-            "segments": found.segments, "sender_id": sender_id, "attempts": 0,
-            "status": "simulated" if is_simulator_number(message.to) else "queued",
-            "final_at": now if is_simulator_number(message.to) else None,
-            "next_attempt_at": not_before or now, "last_error": "", "created_at": now,
-        })
-    session.execute(_insert_or_skip(session), rows)
+        simulated = is_simulator_number(message.to)
+        rows.append((
+            message.key, message.to, message.contact_id, found.text, found.encoding, found.segments,
+            "simulated" if simulated else "queued", now if simulated else None,
+        ))
+    shared = {
+        "purpose": purpose, "priority": PRIORITY[purpose], "sender_id": sender_id, "attempts": 0,
+        "next_attempt_at": not_before or now, "last_error": "", "created_at": now,
+    }
+    _insert_or_skip(session, rows, shared)
 
 
-def _insert_or_skip(session: so.Session) -> sa.Insert:
-    """INSERT INTO outbound_message ... ON CONFLICT (idempotency_key) DO NOTHING."""
+# The columns of the rows ``enqueue_many`` builds; the others are the same for the whole call.
+_PER_ROW = ("idempotency_key", "to_phone", "contact_id", "text", "encoding", "segments", "status", "final_at")
+
+
+def _insert_or_skip(session: so.Session, rows: list[tuple[Any, ...]], shared: dict[str, Any]) -> None:
+    """INSERT INTO outbound_message ... ON CONFLICT (idempotency_key) DO NOTHING, for many rows.
+
+    ``rows`` hold the ``_PER_ROW`` columns, ``shared`` a value per column for all of them.
+    On PostgreSQL the columns go as arrays into one ``INSERT ... SELECT FROM unnest(...)``:
+    one round trip, near COPY's speed (a multi-row VALUES binds every cell and compiles a
+    new statement each time: slower than executemany). SQLite takes them by executemany.
+    """
+    # A declarative model's __table__ is typed as any FromClause; here it is a Table.
+    table = cast(sa.Table, OutboundMessage.__table__)
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects import postgresql
 
-        return postgresql.insert(OutboundMessage).on_conflict_do_nothing(
-            index_elements=[OutboundMessage.idempotency_key]
+        arrays = [
+            sa.bindparam(f"rows_{name}", list(values), type_=postgresql.ARRAY(table.c[name].type))
+            for name, values in zip(_PER_ROW, zip(*rows, strict=True), strict=True)
+        ]
+        given = sa.func.unnest(*arrays).table_valued(*_PER_ROW).render_derived()
+        source = sa.select(
+            *(given.c[name] for name in _PER_ROW),
+            *(sa.literal(value, table.c[name].type) for name, value in shared.items()),
         )
+        session.execute(
+            postgresql.insert(table)
+            .from_select([*_PER_ROW, *shared], source)
+            .on_conflict_do_nothing(index_elements=[table.c.idempotency_key])
+        )
+        return
     from sqlalchemy.dialects import sqlite
 
-    return sqlite.insert(OutboundMessage).on_conflict_do_nothing(index_elements=[OutboundMessage.idempotency_key])
+    session.execute(
+        sqlite.insert(table).on_conflict_do_nothing(index_elements=[table.c.idempotency_key]),
+        [{**shared, **dict(zip(_PER_ROW, row, strict=True))} for row in rows],
+    )
 
 
 CLAIM_ORDER = (OutboundMessage.priority, OutboundMessage.next_attempt_at, OutboundMessage.text, OutboundMessage.id)
@@ -158,14 +187,42 @@ def claim_due(
 ) -> list[OutboundMessage]:
     """Mark up to ``limit`` due messages ``sending`` and return them, most urgent first.
 
-    One UPDATE ... WHERE id IN (due ids) RETURNING statement, so the claim is atomic on
-    SQLite; on PostgreSQL the due ids are locked with SKIP LOCKED so drains side by side
-    take disjoint batches. The caller commits before calling the gateway. ``keys``: claim
-    only these messages (an operator's command sends what it caused, nothing else).
-    Each claimed row carries ``owner`` (default: this process) and a lease until
-    ``now + lease``, which the drain renews while it works (``renew_lease``).
+    One UPDATE ... WHERE id IN (due ids) RETURNING statement (one round trip), so the
+    claim is atomic on SQLite; on PostgreSQL the due ids are locked with SKIP LOCKED so
+    drains side by side take disjoint batches. The caller commits before calling the
+    gateway. ``keys``: claim only these messages (an operator's command sends what it
+    caused, nothing else). Each claimed row carries ``owner`` (default: this process) and
+    a lease until ``now + lease``, which the drain renews while it works (``renew_lease``).
     """
-    now = now or utcnow()
+    claim = _claim(session, list(_TABLE.c), limit, now or utcnow(), keys, owner, lease, mark=False)
+    found = session.scalars(
+        sa.select(OutboundMessage).from_statement(claim).execution_options(populate_existing=True)
+    ).all()
+    return _in_claim_order(session, list(found))
+
+
+def claim_for_sending(session: so.Session, limit: int, keys: Collection[str] | None = None, owner: str | None = None,
+                      lease: dt.timedelta = LEASE) -> list[sa.Row[Any]]:
+    """``claim_due`` for a drain: plain rows of the columns it sends and settles with (no
+    ORM objects to build), marked ``NOT_YET_SENT`` by the same statement; the drain
+    clears the mark of each request's rows just before making it."""
+    claim = _claim(session, [_TABLE.c[name] for name in _SENDING], limit, utcnow(), keys, owner, lease, mark=True)
+    return _in_claim_order(session, list(session.execute(claim)))
+
+
+# A declarative model's __table__ is typed as any FromClause; here it is a Table.
+_TABLE = cast(sa.Table, OutboundMessage.__table__)
+# What a drain reads of a claimed message, and the claim order's columns.
+_SENDING = ("id", "to_phone", "contact_id", "text", "sender_id", "purpose", "attempts", "priority", "next_attempt_at")
+# A claimed message as a drain reads it: an object (``claim_due``) or a plain row.
+Claimed = OutboundMessage | sa.Row[Any]
+
+
+def _claim(
+    session: so.Session, columns: list[sa.Column[Any]], limit: int, now: dt.datetime, keys: Collection[str] | None,
+    owner: str | None, lease: dt.timedelta, mark: bool,
+) -> sa.Select[Any] | sa.Update:
+    """The claim statement, returning ``columns`` of the claimed rows."""
     due = (
         sa.select(OutboundMessage.id)
         .where(OutboundMessage.status == "queued", OutboundMessage.next_attempt_at <= now)
@@ -174,31 +231,37 @@ def claim_due(
         .order_by(*CLAIM_ORDER)
         .limit(limit)
     )
+    postgres = session.get_bind().dialect.name == "postgresql"
     due_ids: sa.Select[int] | sa.ScalarSelect[int] = due.scalar_subquery()
-    if session.get_bind().dialect.name == "postgresql":
+    if postgres:
         # PostgreSQL may rescan an IN (subquery) for every row it updates, and each
         # rescan skips the rows this UPDATE already changed and locks the next ones, so
         # LIMIT stops limiting. A materialized CTE runs the locking select once.
         locked = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
         due_ids = sa.select(locked.c.id)
-    claimed_ids = session.scalars(
-        sa.update(OutboundMessage)
-        .where(OutboundMessage.id.in_(due_ids), OutboundMessage.status == "queued")
+    claim = (
+        sa.update(_TABLE)
+        .where(_TABLE.c.id.in_(due_ids), _TABLE.c.status == "queued")
         .values(
             status="sending", claimed_at=now, claimed_by=owner or drain_identity(), lease_until=now + lease,
-            attempts=OutboundMessage.attempts + 1,
+            attempts=_TABLE.c.attempts + 1, **({"last_error": NOT_YET_SENT} if mark else {}),
         )
-        .returning(OutboundMessage.id)
-    ).all()
-    if not claimed_ids:
-        return []
-    rows = session.scalars(
-        sa.select(OutboundMessage)
-        .where(OutboundMessage.id.in_(claimed_ids))
-        .order_by(*CLAIM_ORDER)
-        .execution_options(populate_existing=True)
-    ).all()
-    return list(rows)
+        .returning(*columns)
+    )
+    if not postgres:
+        return claim
+    # Still one round trip: the claimed rows come back through an outer SELECT that puts
+    # them in claim order, by the database's own collation of the texts.
+    claimed = claim.cte("claimed")
+    return sa.select(*claimed.c).order_by(*(claimed.c[column.key] for column in CLAIM_ORDER))
+
+
+def _in_claim_order(session: so.Session, rows: list[Any]) -> list[Any]:
+    """The claimed rows most urgent first: PostgreSQL sorted them; SQLite's BINARY
+    collation orders text by code point, as Python does."""
+    if session.get_bind().dialect.name == "postgresql":
+        return rows
+    return sorted(rows, key=lambda row: (row.priority, row.next_attempt_at, row.text, row.id))
 
 
 @dataclass(frozen=True)
@@ -223,32 +286,34 @@ def backoff(attempts: int) -> dt.timedelta:
 
 def record_result(message: OutboundMessage, result: SendResult, now: dt.datetime | None = None) -> None:
     """Apply the gateway's answer for one message (caller commits)."""
-    now = now or utcnow()
-    message.lease_until = None
+    for name, value in settle(message, result, now or utcnow()).items():
+        setattr(message, name, value)
+
+
+def settle(message: Claimed, result: SendResult, now: dt.datetime) -> dict[str, Any]:
+    """The columns the gateway's answer sets on one claimed message, and their values.
+
+    ``record_result`` applies them to the object; a drain writes a whole request's in
+    one statement (``drain.write_rows``), reading only ``message.purpose`` and ``attempts``.
+    """
     if result.outcome == "sent":
-        message.status = "sent"
-        message.sent_at = now
-        message.gateway_message_id = result.message_id
-        message.last_error = ""
+        cost = currency = None
         if result.cost:
-            currency, _, amount = result.cost.partition(" ")
+            code, _, amount = result.cost.partition(" ")
             try:
-                message.cost = decimal.Decimal(amount)
-                message.cost_currency = currency[:3] or None
+                cost, currency = decimal.Decimal(amount), code[:3] or None
             except decimal.InvalidOperation:
-                message.cost = None
-    elif result.outcome == "maybe" and message.purpose in AT_MOST_ONCE:
-        message.status = "unknown"
-        message.final_at = now
-        message.last_error = result.error or "no answer from the gateway"
+                pass  # sent all the same: an unreadable price is no reason to resend
+        return {"status": "sent", "sent_at": now, "gateway_message_id": result.message_id, "last_error": "",
+                "cost": cost, "cost_currency": currency, "lease_until": None}
+    if result.outcome == "maybe" and message.purpose in AT_MOST_ONCE:
+        error, status = result.error or "no answer from the gateway", "unknown"
     elif result.outcome in ("retry", "maybe") and message.attempts < MAX_ATTEMPTS:
-        message.status = "queued"
-        message.next_attempt_at = now + backoff(message.attempts)
-        message.last_error = result.error
+        return {"status": "queued", "next_attempt_at": now + backoff(message.attempts), "last_error": result.error,
+                "lease_until": None}
     else:
-        message.status = "failed"
-        message.final_at = now
-        message.last_error = result.error or "failed"
+        error, status = result.error or "failed", "failed"
+    return {"status": status, "final_at": now, "last_error": error, "lease_until": None}
 
 
 def requeue_failed(session: so.Session, message_id: int, now: dt.datetime | None = None) -> bool:
@@ -285,14 +350,22 @@ def renew_lease(session: so.Session, owner: str, lease: dt.timedelta = LEASE, no
     ))
 
 
-def release(session: so.Session, messages: Collection[OutboundMessage]) -> None:
-    """Put claimed rows back in the queue, due now, as if never claimed (no attempt spent)."""
-    for message in messages:
-        message.status = "queued"
-        message.attempts = max(0, message.attempts - 1)
-        message.next_attempt_at = utcnow()
-        message.claimed_at = message.claimed_by = message.lease_until = None
-        message.last_error = ""
+def release(session: so.Session, messages: Collection[Claimed]) -> None:
+    """Put claimed rows back in the queue, due now, as if never claimed (no attempt spent).
+
+    One UPDATE for them all; the objects are not refreshed (the caller is done with them).
+    """
+    if not messages:
+        return
+    session.execute(
+        sa.update(OutboundMessage)
+        .where(OutboundMessage.id.in_([message.id for message in messages]), OutboundMessage.status == "sending")
+        .values(
+            status="queued", attempts=sa.case((OutboundMessage.attempts > 0, OutboundMessage.attempts - 1), else_=0),
+            next_attempt_at=utcnow(), claimed_at=None, claimed_by=None, lease_until=None, last_error="",
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def recover_stale(session: so.Session, now: dt.datetime | None = None) -> dict[str, int]:

@@ -36,6 +36,7 @@ from smsgw.models.people import (
     Subscription,
 )
 from smsgw.models.prices import PriceObservation
+from smsgw.models.rollouts import Rollout, RolloutUnit, RolloutWave
 from smsgw.models.sales import SaleReport
 
 __all__ = [
@@ -67,6 +68,9 @@ __all__ = [
     "ProducerGroup",
     "ReportCache",
     "ReporterMarket",
+    "Rollout",
+    "RolloutUnit",
+    "RolloutWave",
     "RuntimeState",
     "SaleReport",
     "SigninThrottle",

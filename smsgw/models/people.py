@@ -11,6 +11,9 @@ from smsgw.db import Base, utcnow
 from smsgw.models.catalog import Commodity, Market
 
 LANG_CHECK = "language IN ('en', 'fr', 'sw', 'wo')"
+# "legacy": enrolled before enrolment was its own event (the registration date).
+ENROLMENT_SOURCES = ("prices", "group", "operator", "rollout", "legacy")
+ENROLMENT_SOURCES_SQL = ", ".join(f"'{source}'" for source in ENROLMENT_SOURCES)
 
 
 class Contact(Base):
@@ -26,6 +29,9 @@ class Contact(Base):
         sa.CheckConstraint(LANG_CHECK, name="language_known"),
         sa.CheckConstraint("phone LIKE '+%'", name="phone_e164"),
         sa.CheckConstraint("consent IN ('unknown', 'granted', 'withdrawn')", name="consent_known"),
+        sa.CheckConstraint(f"enrolment_source IN ({ENROLMENT_SOURCES_SQL})", name="enrolment_source_known"),
+        # A market's bulletin run reads its subscribers in id order, batch by batch.
+        sa.Index("ix_contact_home_market_id", "home_market_id", "id"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -39,8 +45,11 @@ class Contact(Base):
     consent: so.Mapped[str] = so.mapped_column(sa.String(12), default="unknown")
     consented_at: so.Mapped[dt.datetime | None]
     withdrawn_at: so.Mapped[dt.datetime | None]
-    # When the farmer enrolled in the service; the analytics compare before and after.
+    # When the farmer enrolled in the service, and how (ENROLMENT_SOURCES): the day they
+    # first got a price, joined a group, or were enrolled by an operator or a rollout wave.
+    # Registering a name is not enrolment. The analytics compare before and after.
     enrolled_at: so.Mapped[dt.datetime | None]
+    enrolment_source: so.Mapped[str | None] = so.mapped_column(sa.String(10))
     created_at: so.Mapped[dt.datetime] = so.mapped_column(default=utcnow)
     # A number played in the admin's phone simulator: its messages never reach the
     # gateway and it is left out of analytics.
@@ -48,8 +57,9 @@ class Contact(Base):
 
     home_market: so.Mapped[Market | None] = so.relationship()
     memberships: so.Mapped[list[Membership]] = so.relationship(back_populates="contact")
+    # In the order they were made: the order a bulletin lists them in.
     subscriptions: so.Mapped[list[Subscription]] = so.relationship(
-        back_populates="contact", cascade="all, delete-orphan"
+        back_populates="contact", cascade="all, delete-orphan", order_by="Subscription.id"
     )
 
     @property

@@ -16,7 +16,7 @@ BUYER_TYPES = ("farm_gate_trader", "market", "group_order", "processor")
 
 
 class SaleReport(Base):
-    """One sale a farmer reported by USSD or SMS (or a demo/seeded record)."""
+    """One sale a farmer reported by USSD or SMS, imported from a baseline survey, or seeded."""
 
     __tablename__ = "sale_report"
     __table_args__ = (
@@ -26,7 +26,7 @@ class SaleReport(Base):
             "buyer_type IN ('farm_gate_trader', 'market', 'group_order', 'processor')",
             name="buyer_type_known",
         ),
-        sa.CheckConstraint("channel IN ('ussd', 'sms', 'admin', 'seed')", name="channel_known"),
+        sa.CheckConstraint("channel IN ('ussd', 'sms', 'admin', 'seed', 'import')", name="channel_known"),
         sa.Index("ix_sale_report_commodity_date", "commodity_id", "sold_on"),
     )
 

@@ -7,15 +7,15 @@ reaching up into the conversation layer; the admin's preview uses it too.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from smsgw.i18n import Text
 from smsgw.messaging.encoding import encode_for_sms
-from smsgw.models import Buyer, BuyOffer, Commodity, Contact, Market, Subscription
+from smsgw.models import Buyer, BuyOffer, Commodity, Market
 from smsgw.services import prices, standard_texts, storage, storage_texts
 from smsgw.services.catalog import grades_for
 
@@ -24,6 +24,34 @@ from smsgw.services.catalog import grades_for
 MaxAge = Mapping[str, Any] | int | None
 # One bulletin run's memo of ``_quotes``: (commodity id, market id, day) -> (latest quote, best nearby).
 QuoteCache = dict[tuple[int, int, dt.date], tuple[prices.Quote | None, prices.Quote | None]]
+
+
+class AlertView(Protocol):
+    """What a composer reads of one alert: a ``Subscription`` or a bulletin run's stand-in."""
+
+    @property
+    def commodity_id(self) -> int: ...
+    @property
+    def market_id(self) -> int: ...
+    @property
+    def commodity(self) -> Commodity: ...
+    @property
+    def market(self) -> Market: ...
+
+
+class SubscriberView(Protocol):
+    """What a composer reads of a subscriber: a ``Contact``, or a run's read-only stand-in.
+
+    Only these, so a bulletin run composes one text for everyone who shares them.
+    """
+
+    @property
+    def language(self) -> str: ...
+    @property
+    def home_market(self) -> Market | None: ...
+    @property
+    def subscriptions(self) -> Sequence[AlertView]: ...
+
 
 MAX_ITEMS = 3
 BUDGET = 160
@@ -73,7 +101,7 @@ def _fresh(commodity: Commodity, observed: dt.date, day: dt.date, max_age: MaxAg
 
 
 def _quotes(
-    session: so.Session, sub: Subscription, day: dt.date, max_age: MaxAge, cache: QuoteCache | None
+    session: so.Session, sub: AlertView, day: dt.date, max_age: MaxAge, cache: QuoteCache | None
 ) -> tuple[prices.Quote | None, prices.Quote | None]:
     """The latest quote and best fresh nearby market for one alert, memoised across a run."""
     key = (sub.commodity_id, sub.market_id, day)
@@ -90,7 +118,7 @@ def _quotes(
 
 
 def daily_text(
-    session: so.Session, contact: Contact, day: dt.date, max_age: MaxAge = None, cache: QuoteCache | None = None
+    session: so.Session, contact: SubscriberView, day: dt.date, max_age: MaxAge = None, cache: QuoteCache | None = None
 ) -> str | None:
     """Today's prices for the contact's alerts, or None when nothing fresh is known.
 
@@ -130,7 +158,7 @@ def daily_text(
     return (_assemble(head, items, t.lang, line) if line else None) or _assemble(head, items, t.lang)
 
 
-def storage_line(session: so.Session, contact: Contact, day: dt.date, settings: Mapping[str, Any]) -> str | None:
+def storage_line(session: so.Session, contact: SubscriberView, day: dt.date, settings: Mapping[str, Any]) -> str | None:
     """Once a week in a harvest month: has storing the first such alert's crop paid here?
 
     On ``storage.BULLETIN_WEEKDAY`` only, for the first alert whose crop is harvested this
@@ -149,7 +177,7 @@ def storage_line(session: so.Session, contact: Contact, day: dt.date, settings: 
 
 
 def weekly_text(
-    session: so.Session, contact: Contact, day: dt.date, max_age: MaxAge = None, cache: QuoteCache | None = None
+    session: so.Session, contact: SubscriberView, day: dt.date, max_age: MaxAge = None, cache: QuoteCache | None = None
 ) -> str | None:
     """Open buyer offers for the contact's crops, else the grades of their first crop."""
     t = Text(contact.language)

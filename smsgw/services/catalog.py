@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from smsgw.models import Commodity, Grade, Market, PriceObservation
+from smsgw.services import change_tokens  # noqa: F401  (announces writes of prices and the catalog)
 
 
+@functools.lru_cache(maxsize=8192)
 def country_for_phone(phone: str) -> str | None:
-    """The ISO country of an E.164 number (``KE`` for +254...)."""
+    """The ISO country of an E.164 number (``KE`` for +254...).
+
+    Kept per number: several screens of every USSD hop ask, each parse about 15 µs.
+    """
     try:
         return phonenumbers.region_code_for_number(phonenumbers.parse(phone))
     except phonenumbers.NumberParseException:
@@ -23,15 +30,24 @@ def commodities_for_country(
     """Commodities priced in ``country``'s markets (all of ``kind`` if none are), by code."""
     query = sa.select(Commodity).where(Commodity.kind == kind).order_by(Commodity.id)
     if country:
-        priced = (
-            sa.select(PriceObservation.commodity_id)
-            .join(Market, Market.id == PriceObservation.market_id)
-            .where(Market.country == country)
-        )
-        found = session.scalars(query.where(Commodity.id.in_(priced))).all()
+        found = session.scalars(query.where(priced_in(country))).all()
         if found:
             return list(found)
     return list(session.scalars(query).all())
+
+
+def priced_in(country: str) -> sa.ColumnElement[bool]:
+    """A condition on ``Commodity``: some price of it (any status) was observed in ``country``.
+
+    An EXISTS per commodity, which the price look-up index answers with one probe per
+    market; an ``IN (SELECT commodity_id ...)`` reads every price ever recorded there.
+    """
+    markets = sa.select(Market.id).where(Market.country == country)
+    return (
+        sa.select(PriceObservation.id)
+        .where(PriceObservation.commodity_id == Commodity.id, PriceObservation.market_id.in_(markets))
+        .exists()
+    )
 
 
 def markets_for_country(

@@ -37,11 +37,9 @@ def is_registered(contact: Contact | None) -> bool:
 
 
 def register(session: so.Session, contact: Contact, name: str, home_market_id: int) -> None:
-    """Record the name and home market a caller gave."""
+    """Record the name and home market a caller gave (not enrolment: services.enrolment)."""
     contact.name = name.strip()[:80]
     contact.home_market_id = home_market_id
-    if contact.enrolled_at is None:
-        contact.enrolled_at = utcnow()
     session.flush()
 
 

@@ -4,10 +4,14 @@ The formats (``wfp``, ``generic``) and how a line is read are in
 :mod:`smsgw.services.price_files`; names are matched to the catalog by
 :mod:`smsgw.services.catalog_matcher`.
 
-Rows are read with the csv module one at a time and inserted in batches with one
+The file is read twice, streaming: a first pass surveys its columns and names (so that
+varieties map the same whatever the order of the rows, and a file that never says the
+country of the markets it would create is refused whole before anything is written), then
+rows are read with the csv module one at a time and inserted in batches with one
 ``INSERT ... ON CONFLICT DO NOTHING`` each. Each row gets a ``source_ref`` built from its
-content (date, market, commodity, unit, kind, currency, grade), so importing a file again
-adds nothing. Each batch goes through :mod:`smsgw.services.price_checks` before insertion.
+content (date, market, commodity, unit, kind, currency, the country where the currency does
+not tell it, grade), so importing a file again adds nothing. Each batch goes through
+:mod:`smsgw.services.price_checks` before insertion. Forecast rows are counted, not stored.
 """
 
 from __future__ import annotations
@@ -29,19 +33,27 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from smsgw.db import utcnow
 from smsgw.models import PriceObservation
-from smsgw.services.catalog_matcher import CatalogMatcher, MarketRef, UnitRef
+from smsgw.services.catalog_matcher import CatalogMatcher, MarketRef, UnitRef, currency_country
 from smsgw.services.price_checks import Candidate, Decision, Policy, PriceChecker
 from smsgw.services.price_files import (
     FORMATS,
     MAX_PER_BASE,
     MICRO,
+    Forecast,
     ImportFileError,
     Row,
     RowError,
+    Survey,
+    cells,
     check_header,
+    country_code,
+    country_from_name,
     open_file,
     parse_row,
+    skipped,
     source_ref,
+    survey_file,
+    unreadable,
 )
 
 BATCH_SIZE = 2000
@@ -60,12 +72,16 @@ class ImportSummary:
     duplicates: int = 0
     changed_duplicates: int = 0
     rejected_count: int = 0
+    # Rows flagged as forecasts: not observed prices, so neither stored nor rejected.
+    forecasts: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
     rejected_reasons: Counter[str] = field(default_factory=Counter)
     held_lines: list[tuple[int, str]] = field(default_factory=list)
     created: dict[str, list[str]] = field(default_factory=dict)
     saved: bool = True
     seconds: float = 0.0
+    # The country the file's name gives (wfp_food_prices_sen.csv), when --country is not given.
+    country: str = ""
 
     def reject(self, line: int, reason: str) -> None:
         """Record a rejected line and its reason."""
@@ -87,6 +103,8 @@ class Prepared:
     grade_id: int | None
     amount: decimal.Decimal
     per_base: decimal.Decimal
+    # The key this row had before keys held a country (XOF rows imported then), or "".
+    legacy: str = ""
 
 
 class Importer:
@@ -114,7 +132,9 @@ class Importer:
         self.dry_run = dry_run
         self.policy = policy
         self.batch_size = batch_size
-        self.matcher = CatalogMatcher(session, create_missing=create_missing, country=country)
+        self.create_missing = create_missing
+        self.country = country or ""
+        self.matcher: CatalogMatcher  # made by run(), once the file is surveyed
         self.checker = PriceChecker(session, policy)
         self.trusted = policy.trusts(source)
         self.summary = ImportSummary(source=source)
@@ -128,20 +148,28 @@ class Importer:
     def run(self, path: Path, progress: Callable[[int], None]) -> ImportSummary:
         """Import ``path``; commit per batch, or once (``atomic``), or never (``dry_run``)."""
         started = time.perf_counter()
+        survey = survey_file(path, self.fmt)
+        self.summary.country = "" if self.country else country_from_name(path)
+        self.matcher = CatalogMatcher(
+            self.session,
+            create_missing=self.create_missing,
+            country=self.country,
+            file_country=self.summary.country,
+            survey=survey,
+        )
+        missing = self.matcher.missing_country()
+        if missing is not None:
+            raise ImportFileError(f"line {missing[0]}: {missing[1]}")
         with open_file(path) as handle:
             reader = csv.reader(handle)
             try:
-                header = check_header(next(reader, []), self.fmt, path)
-                self._read(reader, header, progress)
-            except (UnicodeDecodeError, csv.Error) as exc:
-                # Batches before this line are kept unless atomic; the current one is not.
+                check_header(next(reader, []), self.fmt, path)
+                self._read(reader, survey, progress)
+            except (UnicodeDecodeError, csv.Error) as error:
+                # Only if the file changed since the survey. Batches before this line are
+                # kept unless atomic; the current one is not.
                 self.session.rollback()
-                reason = (
-                    "is not UTF-8 text"
-                    if isinstance(exc, UnicodeDecodeError)
-                    else f"is not CSV ({exc})"
-                )
-                raise ImportFileError(f"line {reader.line_num + 1}: {path.name} {reason}") from None
+                raise unreadable(error, reader.line_num + 1, path) from None
         summary = self.summary
         summary.created = self.matcher.created
         summary.saved = not (self.dry_run or (self.atomic and summary.rejected_count))
@@ -156,32 +184,21 @@ class Importer:
         summary.seconds = time.perf_counter() - started
         return summary
 
-    def _read(self, reader: Any, header: list[str], progress: Callable[[int], None]) -> None:
-        columns = {name: position for position, name in reversed(list(enumerate(header)))}
-        if self.fmt == "wfp":
-            columns["kind"] = columns["pricetype"]  # and WFP files have no grade or country
-            columns.pop("grade", None)
-            columns.pop("country", None)
+    def _read(self, reader: Any, survey: Survey, progress: Callable[[int], None]) -> None:
         batch: list[Prepared] = []
         last_line = 1
         for record in reader:
             line = reader.line_num
-            if not any(value.strip() for value in record) or record[0].lstrip().startswith("#"):
-                continue  # blank lines and the HXL tag row carry no price
+            if skipped(record):
+                continue
             self.summary.rows_read += 1
-
-            def cell(name: str, record: list[str] = record) -> str:
-                position = columns.get(name)
-                return (
-                    record[position].strip()
-                    if position is not None and position < len(record)
-                    else ""
-                )
-
             try:
-                if len(record) < len(header):
-                    raise RowError(f"{len(record)} fields where the header has {len(header)}")
-                prepared = self._prepare(parse_row(cell, line))
+                if len(record) < survey.width:
+                    raise RowError(f"{len(record)} fields where the header has {survey.width}")
+                prepared = self._prepare(parse_row(cells(record, survey.columns), line))
+            except Forecast:
+                self.summary.forecasts += 1
+                continue
             except RowError as error:
                 self.summary.reject(line, str(error))
                 continue
@@ -215,32 +232,46 @@ class Importer:
         per_base = (row.amount / unit.factor).quantize(MICRO)
         if per_base <= 0 or per_base >= MAX_PER_BASE:
             raise RowError(f"price {row.amount} per {row.unit} is out of range per {unit.base}")
+        # A currency of one country (KES) already names it: those keys stay as they always were.
+        country = "" if currency_country(row.currency) else market.country
         return Prepared(
-            row, source_ref(row), market, commodity_id, unit, grade_id, row.amount, per_base
+            row,
+            source_ref(row, country),
+            market,
+            commodity_id,
+            unit,
+            grade_id,
+            row.amount,
+            per_base,
+            source_ref(row) if country else "",
         )
 
-    def _existing(self, batch: list[Prepared]) -> dict[str, decimal.Decimal]:
-        """Amounts of this source's rows already stored, by ``source_ref``, for the batch."""
+    def _existing(self, batch: list[Prepared]) -> dict[str, tuple[decimal.Decimal, int]]:
+        """Amount and market of this source's rows already stored, by ``source_ref``, for the batch."""
         # One range query per batch: a key holds its date, so every match lies in the
         # batch's date range; a long IN list of keys costs far more on PostgreSQL.
         days = [item.row.day for item in batch]
         rows = self.session.execute(
-            sa.select(PriceObservation.source_ref, PriceObservation.amount).where(
+            sa.select(PriceObservation.source_ref, PriceObservation.amount, PriceObservation.market_id).where(
                 PriceObservation.source == self.source,
                 PriceObservation.observed_on.between(min(days), max(days)),
             )
         )
-        wanted = {item.ref for item in batch}
-        return {ref: amount for ref, amount in rows if ref in wanted}
+        wanted = {item.ref for item in batch} | {item.legacy for item in batch if item.legacy}
+        return {ref: (amount, market_id) for ref, amount, market_id in rows if ref in wanted}
 
     def _flush(self, batch: list[Prepared]) -> None:
         existing = self._existing(batch)
         fresh = []
         for item in batch:
-            if item.ref in existing:
+            stored = existing.get(item.ref)
+            legacy = existing.get(item.legacy) if item.legacy else None
+            if stored is None and legacy is not None and legacy[1] == item.market.id:
+                stored = legacy  # the same row, imported before its key held the country
+            if stored is not None:
                 self.summary.duplicates += 1
                 # A revised price for a row already imported is not applied: say so.
-                self.summary.changed_duplicates += existing[item.ref] != item.amount
+                self.summary.changed_duplicates += stored[0] != item.amount
             else:
                 fresh.append(item)
         if not fresh or (self.atomic and self.summary.rejected_count):
@@ -336,13 +367,18 @@ def import_prices(
     """Import the price file at ``path`` in format ``fmt`` ("wfp" or "generic").
 
     ``as_of`` (default today): rows older than their commodity's price maximum age on that
-    day are history, whose outliers are flagged but not held.
+    day are history, whose outliers are flagged but not held. ``country`` (``--country``):
+    the country of rows without a country column, as an ISO code or a name.
     """
     if fmt not in FORMATS:
         raise ImportFileError(f"unknown format {fmt!r} (use {' or '.join(FORMATS)})")
     source = (source or default_source(fmt)).strip()
     if not source or len(source) > 40:
         raise ImportFileError("--source must be 1 to 40 characters")
+    try:
+        country = country_code(country or "")
+    except RowError as error:
+        raise ImportFileError(f"--country: {error}") from None
     importer = Importer(
         session,
         fmt,

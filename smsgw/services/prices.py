@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import statistics
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ import sqlalchemy.orm as so
 
 from smsgw.geo import haversine_km
 from smsgw.models import Commodity, Market, PriceObservation, Unit
+from smsgw.services import change_tokens  # noqa: F401  (announces writes of prices and the catalog)
 
 WEEK = dt.timedelta(days=7)
 # Defaults of the settings PRICE_MAX_AGE_DAYS, PRICE_MAX_AGE_BY_COMMODITY and PRICE_NEARBY_KM
@@ -148,6 +149,17 @@ def distance_km(a: Market, b: Market) -> float | None:
     return float(haversine_km(float(a.latitude), float(a.longitude), float(b.latitude), float(b.longitude)))
 
 
+def nearest_first(market: Market, others: Iterable[Market], radius_km: float = DEFAULT_NEARBY_KM) -> list[Market]:
+    """Of ``others``, those of ``market``'s currency within ``radius_km`` (not ``market`` itself), nearest first."""
+    placed = [
+        (distance_km(market, other), other)
+        for other in others
+        if other.currency == market.currency and other.id != market.id
+    ]
+    near = [(d, m) for d, m in placed if d is not None and d <= radius_km]
+    return [m for _, m in sorted(near, key=lambda pair: pair[0])]
+
+
 def nearby_markets(
     session: so.Session, market: Market, radius_km: float = DEFAULT_NEARBY_KM
 ) -> list[Market]:
@@ -155,9 +167,7 @@ def nearby_markets(
     others = session.scalars(
         sa.select(Market).where(Market.currency == market.currency, Market.id != market.id)
     ).all()
-    placed = [(distance_km(market, other), other) for other in others]
-    near = [(d, m) for d, m in placed if d is not None and d <= radius_km]
-    return [m for _, m in sorted(near, key=lambda pair: pair[0])]
+    return nearest_first(market, others, radius_km)
 
 
 def latest_prices(
@@ -166,26 +176,37 @@ def latest_prices(
     """``price_on_or_before`` for many markets at once: market id -> (day, median per base unit).
 
     Two queries whatever the number of markets, where asking market by market costs two each.
+    Each market's latest day is its own ``max()`` under the lookup index, which the database
+    answers by reading one index entry backwards; a ``GROUP BY`` market would read every
+    day of every market's history.
     """
     if not markets:
         return {}
     approved = (
         PriceObservation.commodity_id == commodity.id,
-        PriceObservation.market_id.in_([market.id for market in markets]),
         PriceObservation.kind == kind,
         PriceObservation.status == "approved",
     )
-    latest = dict(session.execute(
-        sa.select(PriceObservation.market_id, sa.func.max(PriceObservation.observed_on))
-        .where(*approved, PriceObservation.observed_on <= day)
-        .group_by(PriceObservation.market_id)
-    ).all())
+    latest_day = (
+        sa.select(sa.func.max(PriceObservation.observed_on))
+        .where(*approved, PriceObservation.market_id == Market.id, PriceObservation.observed_on <= day)
+        .scalar_subquery()
+    )
+    latest = {
+        market_id: found
+        for market_id, found in session.execute(
+            sa.select(Market.id, latest_day).where(Market.id.in_([market.id for market in markets]))
+        ).all()
+        if found is not None
+    }
     if not latest:
         return {}
     values: dict[int, list[decimal.Decimal]] = {}
     rows = session.execute(
         sa.select(PriceObservation.market_id, PriceObservation.observed_on, PriceObservation.price_per_base)
-        .where(*approved, PriceObservation.observed_on.in_(set(latest.values())))
+        .where(
+            *approved, PriceObservation.market_id.in_(latest), PriceObservation.observed_on.in_(set(latest.values()))
+        )
     )
     for market_id, observed_on, per_base in rows:
         if latest.get(market_id) == observed_on:
@@ -193,6 +214,28 @@ def latest_prices(
     return {
         market_id: (latest[market_id], decimal.Decimal(statistics.median(found))) for market_id, found in values.items()
     }
+
+
+def pick_best(
+    quote: Quote,
+    others: list[Market],
+    latest: Mapping[int, tuple[dt.date, decimal.Decimal]],
+    as_of: dt.date,
+    settings: Mapping[str, Any] | None = None,
+) -> Market | None:
+    """Of ``others`` (nearest first), the market whose fresh latest price beats ``quote`` the most.
+
+    ``latest`` is ``latest_prices`` of those markets. Of two equal prices the nearer market wins.
+    """
+    best: tuple[decimal.Decimal, Market] | None = None
+    for other in others:
+        found = latest.get(other.id)
+        if found is None or not is_fresh(quote.commodity, found[0], as_of, settings):
+            continue
+        amount = _per_unit(found[1], quote.commodity.default_unit)
+        if amount > quote.amount and (best is None or amount > best[0]):
+            best = (amount, other)
+    return best[1] if best else None
 
 
 def best_nearby(
@@ -208,23 +251,14 @@ def best_nearby(
     to carry a harvest there. The result carries its ``distance_km``.
     """
     as_of = as_of or quote.day
-    radius = nearby_radius_km(settings)
-    others = nearby_markets(session, quote.market, radius)
-    latest = latest_prices(session, quote.commodity, others, as_of)
-    best: tuple[decimal.Decimal, Market] | None = None
-    for other in others:  # nearest first: of two equal prices the nearer market wins
-        found = latest.get(other.id)
-        if found is None or not is_fresh(quote.commodity, found[0], as_of, settings):
-            continue
-        amount = _per_unit(found[1], quote.commodity.default_unit)
-        if amount > quote.amount and (best is None or amount > best[0]):
-            best = (amount, other)
+    others = nearby_markets(session, quote.market, nearby_radius_km(settings))
+    best = pick_best(quote, others, latest_prices(session, quote.commodity, others, as_of), as_of, settings)
     if best is None:
         return None
-    found_quote = latest_quote(session, quote.commodity, best[1], as_of)
+    found_quote = latest_quote(session, quote.commodity, best, as_of)
     if found_quote is None:
         return None
-    return dataclasses.replace(found_quote, distance_km=distance_km(quote.market, best[1]))
+    return dataclasses.replace(found_quote, distance_km=distance_km(quote.market, best))
 
 
 def markets_with_prices(

@@ -13,6 +13,14 @@ from smsgw.models import Commodity, Contact, InboundMessage, Market, PriceObserv
 from smsgw.models.sales import BUYER_TYPES
 
 RECENT = dt.timedelta(days=30)
+# How far back a farmer may report a sale by SMS or USSD: a season's sales are remembered,
+# and a date beyond a year is likelier a typo (a wrong year) than a sale.
+OLDEST_REPORTED_SALE = dt.timedelta(days=366)
+# How far back a baseline survey's sales may go (``smsgw import-sales``): the seasons
+# before the service, for the before/after comparison, not a decade of recollection.
+OLDEST_IMPORTED_SALE = dt.timedelta(days=5 * 366)
+# Years tried for a day and month typed without one: 29 February needs up to four.
+_LEAP_CYCLE = 4
 # Farm-gate prices sit well below wholesale (44-46 % is documented), and a good sale can
 # beat it; outside this band a typo (an extra zero) is likelier than a real price.
 PLAUSIBLE_LOW, PLAUSIBLE_HIGH = decimal.Decimal("0.3"), decimal.Decimal("1.8")
@@ -33,6 +41,31 @@ class Range:
 
     low: decimal.Decimal
     high: decimal.Decimal
+
+
+def sale_day(day: int, month: int, year: int | None, today: dt.date) -> dt.date:
+    """The date a farmer means by ``day``/``month`` (``year`` optional), or SaleError("bad_date").
+
+    Without a year it is the most recent such date not after ``today`` ("28/12" sent on
+    2 January is last year's); with one it is exactly that date, checked by ``check_sold_on``.
+    """
+    years = [year] if year is not None else range(today.year, today.year - _LEAP_CYCLE - 1, -1)
+    for candidate in years:
+        try:
+            found = dt.date(candidate, month, day)
+        except ValueError:
+            continue  # no such day that year (31 April; 29 February outside a leap year)
+        if year is not None or found <= today:
+            return found
+    raise SaleError("bad_date")
+
+
+def check_sold_on(sold_on: dt.date, today: dt.date, oldest: dt.timedelta = OLDEST_REPORTED_SALE) -> None:
+    """Raise SaleError("future_date") or SaleError("old_date") for a day no sale can have."""
+    if sold_on > today:
+        raise SaleError("future_date")
+    if sold_on < today - oldest:
+        raise SaleError("old_date")
 
 
 def recent_range(
@@ -95,12 +128,17 @@ def report_sale(
     channel: str,
     source_ref: str,
     group_order_id: int | None = None,
+    today: dt.date | None = None,
 ) -> SaleReport:
-    """Store a sale (``price`` per ``unit``); the same ``source_ref`` twice stores it once."""
+    """Store a sale (``price`` per ``unit``) made on ``sold_on``; the same ``source_ref`` twice
+    stores it once. Given ``today`` (a farmer's own report), ``sold_on`` must be a day up to
+    ``OLDEST_REPORTED_SALE`` before it."""
     existing = session.scalar(sa.select(SaleReport).where(SaleReport.source_ref == source_ref))
     if existing is not None:
         return existing
     validate(quantity, unit, price, buyer_type)
+    if today is not None:
+        check_sold_on(sold_on, today)
     market = contact.home_market
     if market is None:
         raise SaleError("not_registered")

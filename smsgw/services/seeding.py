@@ -33,6 +33,8 @@ from smsgw.models import (
     UnitAlias,
 )
 from smsgw.phones import normalize_phone
+from smsgw.services import enrolment
+from smsgw.services.demo_rollout import load_rollouts
 from smsgw.services.demo_season import DEMO_SOURCE, Catalog, load_season
 
 COUNTRY_FILES = ("kenya", "senegal")
@@ -114,6 +116,7 @@ class Seeder:
             self.session, self.content, self.today, Catalog(self.units, self.commodities, self.buyers),
             self.progress,
         )
+        sales += load_rollouts(self.session, self.content, self.today, "UTC", self.progress)
         return {"prices_added": added, "sales_added": sales}
 
     def _units(self, data: dict[str, Any]) -> None:
@@ -310,7 +313,9 @@ class Seeder:
             village=item.get("village", ""),
             consent="granted",
             consented_at=now,
+            # The content says when the operator enrolled each demo farmer.
             enrolled_at=now - dt.timedelta(days=item.get("enrolled_days_ago", 0)),
+            enrolment_source="operator",
         )
         self.session.add(contact)
         self.session.flush()
@@ -348,6 +353,7 @@ class Seeder:
                 {"group_id": group.id, "contact_id": contact.id},
                 {"role": member["role"]},
             )
+            enrolment.enrol(self.session, contact, "group")
 
     def _reporter(self, item: dict[str, Any], contacts: dict[str, Contact]) -> None:
         contact = contacts[item["phone"]]

@@ -7,6 +7,7 @@ import sqlalchemy.orm as so
 
 from smsgw.db import rowcount, utcnow
 from smsgw.models import Commodity, Contact, Market, Subscription
+from smsgw.services import enrolment
 
 # The alerts one daily bulletin carries (services.bulletin_texts.MAX_ITEMS, checked by
 # a test): an alert beyond them would never be sent, so it is refused, not confirmed.
@@ -28,7 +29,8 @@ def add_alert(session: so.Session, contact: Contact, commodity: Commodity, marke
 
 
 def subscribe(session: so.Session, contact: Contact, commodity: Commodity, market: Market) -> bool:
-    """Subscribe; True if new, False if it already existed. Subscribing is consent."""
+    """Subscribe; True if new, False if it already existed. Subscribing is consent, and
+    enrolment: the farmer gets prices from the next morning on."""
     if contact.consent != "granted":
         contact.consent = "granted"
         contact.consented_at = utcnow()
@@ -44,6 +46,7 @@ def subscribe(session: so.Session, contact: Contact, commodity: Commodity, marke
         return False
     session.add(Subscription(contact_id=contact.id, commodity_id=commodity.id, market_id=market.id))
     session.flush()
+    enrolment.enrol(session, contact, "prices")
     return True
 
 

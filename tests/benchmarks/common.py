@@ -40,11 +40,14 @@ class Scale:
     sales: int  # analytics: sale reports
     reference_prices: int  # analytics: reference prices
     import_rows: int  # generated generic price file
+    drain_rounds: int = 3  # runs of each drain kind (one drain, plain client, two drains)
 
 
 SCALES = {
     "small": Scale("small", 10_000, 1_000, 8, 16, 1_000, 100_000, 50_000, 100_000),
     "full": Scale("full", 100_000, 10_000, 30, 16, 10_000, 1_000_000, 500_000, 1_000_000),
+    # The morning bulletin of a million subscribers: run with --only fanout,drain.
+    "million": Scale("million", 1_000_000, 100_000, 30, 16, 10_000, 1_000_000, 500_000, 1_000_000, drain_rounds=1),
 }
 
 

@@ -128,15 +128,20 @@ def play(conn: Connection, path: str, session: Session, tally: Tally, late_ms: f
 
 
 def saturate(host: str, port: int, path: str, sessions: Iterator[Session], clients: int, seconds: float,
-             max_hops: int, check: bool = True) -> dict:
-    """Closed loop: ``clients`` threads play sessions back to back for ``seconds``."""
-    tally = Tally()
+             max_hops: int, check: bool = True, tally: Tally | None = None) -> dict:
+    """Closed loop: ``clients`` threads play sessions back to back for ``seconds``.
+
+    With ``tally``, the hops are added to it (several runs summed); the summary returned
+    is of this run's time over the whole tally.
+    """
+    tally = tally if tally is not None else Tally()
     lock = threading.Lock()
     stop_at = time.perf_counter() + seconds
+    stop_hops = tally.hops + max_hops
 
     def next_session() -> Session | None:
         with lock:
-            if time.perf_counter() >= stop_at or tally.hops >= max_hops:
+            if time.perf_counter() >= stop_at or tally.hops >= stop_hops:
                 return None
             return next(sessions, None)
 

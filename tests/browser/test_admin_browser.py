@@ -175,7 +175,7 @@ PAGES = [
         ("#commodities + *", "Maize"), ("#commodities + *", "Irish potatoes"), ("#markets + *", "Nakuru Wakulima"),
         ("#markets + *", "Kaolack Central"), ("#units + *", "bag90"),
     ]),
-    ("11-people", "/admin/people", "People", [("#contacts", "Wanjiru Kamau"), ("#contacts", "Peter Kiprono")]),
+    ("11-people", "/admin/people", "People", [("#contacts", "Agnes Nyambura"), ("#contacts", "Bahati farmer 1")]),
     ("12-orders", "/admin/orders", "Group orders",
      [("#past-orders", "Ngata Farmers Group"), ("#past-orders", "Maize")]),
     ("13-analytics", "/admin/analytics", "Is the farmer’s bargaining position improving?",

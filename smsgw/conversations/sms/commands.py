@@ -18,7 +18,7 @@ from smsgw.db import utcnow
 from smsgw.i18n import N_, Text
 from smsgw.messaging.encoding import normalize
 from smsgw.models import Commodity, Contact, InboundMessage, Market, Unit
-from smsgw.services import catalog, contacts, prices, sales, standard_texts, subscriptions
+from smsgw.services import catalog, contacts, enrolment, prices, sales, standard_texts, subscriptions
 from smsgw.services.price_checks import Policy
 from smsgw.services.price_reports import ReportError, submit_report
 from smsgw.services.quantities import quantity_phrase
@@ -209,6 +209,7 @@ def _price(request: Request) -> str:
             crop=commodity.name(request.t.lang),
             market=market.name if market else "-",
         )
+    enrolment.got_price(request.db, request.contact, prices.quote_is_fresh(quote, request.today, request.settings))
     return texts.price_answer(request.t, request.db, quote, request.today, request.settings)
 
 
@@ -257,6 +258,35 @@ def _unsub(request: Request) -> str:
     return request.t("Removed: no more %(crop)s alerts.", crop=commodity.name(request.t.lang))
 
 
+# SOLD with a day no sale can have (services.sales.sale_day and check_sold_on).
+SALE_DAY_ERRORS = {
+    "bad_date": N_("That date does not exist. Write the day, then the month: 12/11 is 12 November."),
+    "future_date": N_("%(date)s is in the future. Write the day, then the month: 12/11 is 12 November."),
+    "old_date": N_("%(date)s is more than %(days)s days ago: we cannot record that sale. Please check the date."),
+}
+# The receipt of a sale made before today, with its day.
+SOLD_ON = N_("Thank you. Sale of %(date)s recorded: %(qty)s at %(price)s each.")
+
+
+def _sold_on(request: Request) -> dt.date | str:
+    """The day of the sale (today unless the SMS gave one), or the reply saying why it cannot be."""
+    typed, today, t = request.parsed.sold_on, request.today, request.t
+    if typed is None:
+        return today
+    if typed.days_ago is not None:
+        day = today - dt.timedelta(days=typed.days_ago)
+    else:
+        try:
+            day = sales.sale_day(typed.day, typed.month, typed.year, today)
+        except sales.SaleError:
+            return t(SALE_DAY_ERRORS["bad_date"])
+    try:
+        sales.check_sold_on(day, today)
+    except sales.SaleError as error:
+        return t(SALE_DAY_ERRORS[error.code], date=t.full_date(day, today), days=sales.OLDEST_REPORTED_SALE.days)
+    return day
+
+
 def _sold(request: Request) -> str:
     parsed, t = request.parsed, request.t
     contact = request.contact
@@ -269,13 +299,17 @@ def _sold(request: Request) -> str:
         return error_text(t, "bad_quantity")
     if parsed.price is None:
         return error_text(t, "missing_price")
+    sold_on = _sold_on(request)
+    if isinstance(sold_on, str):
+        return sold_on
     # A registered contact has a home market (``contacts.is_registered``).
     home = contact.home_market
     assert home is not None
     unit = request.db.get_one(Unit, parsed.unit_id) if parsed.unit_id else commodity.default_unit
     price_unit = request.db.get_one(Unit, parsed.price_unit_id) if parsed.price_unit_id else unit
     price = parsed.price * unit.factor / price_unit.factor  # price per the quantity's unit
-    if not sales.is_plausible(request.db, commodity, home, price, unit, request.today) and not sales.said_before(
+    # A past sale is judged against the prices around its own day.
+    if not sales.is_plausible(request.db, commodity, home, price, unit, sold_on) and not sales.said_before(
         request.db, request.message
     ):
         return t(
@@ -292,17 +326,17 @@ def _sold(request: Request) -> str:
             unit=unit,
             price=price.quantize(decimal.Decimal("0.01")),
             buyer_type="market",
-            sold_on=request.today,
+            sold_on=sold_on,
             channel="sms",
             source_ref=f"sms:{request.message.gateway_id}",
+            today=request.today,
         )
     except sales.SaleError as error:
         return error_text(t, error.code)
-    return t(
-        "Thank you. Sale recorded: %(qty)s at %(price)s each.",
-        qty=quantity_phrase(t, parsed.quantity, unit, commodity),
-        price=t.money(price, home.currency),
-    )
+    qty, each = quantity_phrase(t, parsed.quantity, unit, commodity), t.money(price, home.currency)
+    if sold_on != request.today:
+        return t(SOLD_ON, date=t.full_date(sold_on, request.today), qty=qty, price=each)
+    return t("Thank you. Sale recorded: %(qty)s at %(price)s each.", qty=qty, price=each)
 
 
 def _report(request: Request) -> str:

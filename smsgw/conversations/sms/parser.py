@@ -27,6 +27,7 @@ from smsgw.conversations.sms.keywords import (
     parse_number,
     stop_keyword,
 )
+from smsgw.conversations.sms.sale_days import TypedDay, sale_day
 from smsgw.conversations.sms.vocabulary import BAG, Vocabulary, load_vocabulary
 
 __all__ = ["Parsed", "Vocabulary", "load_vocabulary", "normalize_text", "parse", "parse_number"]
@@ -47,6 +48,7 @@ _GROUP = re.compile(r"([0-9]{3})(/.*|[a-z]*)")
 _ORDER_REF = re.compile(r"[0-9]{1,10}")
 
 
+
 @dataclass(frozen=True)
 class Parsed:
     """What one SMS asks for; ``error`` names the bad argument of a recognised command."""
@@ -63,6 +65,7 @@ class Parsed:
     lang_code: str | None = None
     args: tuple[str, ...] = ()
     error: str | None = None
+    sold_on: TypedDay | None = None  # SOLD: the day of the sale, when the farmer gave one
 
 
 @dataclass
@@ -275,8 +278,18 @@ def _names(kw: Keyword, rest: Sequence[str], vocab: Vocabulary) -> Parsed:
                   market_id=scan.market, args=scan.args(), error=error)
 
 
+def _is_number(word: str) -> bool:
+    """A quantity or a price as typed: a digit first, or a currency before the digits."""
+    return "0" <= word[0] <= "9" or bool(_CURRENCY_PREFIX.match(word))
+
+
 def _sold(kw: Keyword, rest: Sequence[str], vocab: Vocabulary) -> Parsed:
-    """SOLD <qty><unit> <commodity> <price>[/unit], quantity and commodity in either order."""
+    """SOLD <qty><unit> <commodity> <price>[/unit] [day], quantity and commodity in either order.
+
+    The day, when given, is day first (12/11, 12/11/2026, 2026-11-12, 12.11 last) or a word
+    (yesterday, jana, hier, demb); without one the sale was today.
+    """
+    rest, day = sale_day(rest, _is_number)
     scan = _scan(rest, vocab)
     first = scan.numbers[0] if scan.numbers else None
     second = scan.numbers[1] if len(scan.numbers) > 1 else None
@@ -290,7 +303,7 @@ def _sold(kw: Keyword, rest: Sequence[str], vocab: Vocabulary) -> Parsed:
         "sold", kw.lang_hint, commodity_id=scan.commodity, market_id=scan.market,
         quantity=qty, unit_id=unit, price=price, price_unit_id=per,
         args=scan.args(first, second),
-        error=_commodity_error(scan) or qty_error or price_error,
+        error=_commodity_error(scan) or qty_error or price_error, sold_on=day,
     )
 
 

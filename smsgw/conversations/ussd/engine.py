@@ -3,7 +3,10 @@
 AT sends every input of the session so far (``1*2*450``). Each hop replays that path
 from the first screen: a screen is a pure function of (path, stored state, data), and
 anything with an effect runs through ``Ctx.effect``, which records its result under
-the input's position so a repeated request never applies it twice.
+the input's position so a repeated request never applies it twice. Where an input led
+to another screen, the session remembers that move too, so the replay does not ask
+each earlier screen again (a list screen would read its list to map "2" to an item):
+the caller goes where the screen they saw took them, even if its data changed since.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sqlalchemy.orm as so
 
 from smsgw.i18n import Text
 from smsgw.models import Contact, UssdSession
+from smsgw.services.read_cache import Reads
 
 MAX_SCREEN = 160
 BACK, HOME = "0", "00"
@@ -88,6 +92,8 @@ class Ctx:
     contact: Contact | None
     settings: Mapping[str, Any]
     today: dt.date
+    # Catalog and price answers from the per-process cache (services.read_cache).
+    reads: Reads
     step: int = 0
     t: Text = field(init=False)
 
@@ -168,10 +174,15 @@ def split_path(text: str) -> list[str]:
     return [part.strip() for part in text.split("*")] if text else []
 
 
+# Session state key: input position -> [the screen it was typed on, the input, where it went].
+MOVES = "moves"
+
+
 def walk(ctx: Ctx, root: Frame, inputs: list[str]) -> tuple[list[Frame], str | None, End | None]:
     """Replay ``inputs`` from ``root``; return the stack, a hint for the top, or an End."""
     stack = [root]
     hint: str | None = None
+    moves = ctx.state.setdefault(MOVES, {})
     for index, value in enumerate(inputs):
         ctx.step = index
         top = stack[-1]
@@ -183,8 +194,16 @@ def walk(ctx: Ctx, root: Frame, inputs: list[str]) -> tuple[list[Frame], str | N
         if not current.numeric and value == BACK and len(stack) > 1:
             stack.pop()
             continue
+        # Only a move made from this very screen with this very input is reused; anything
+        # else (an effect's End, a hint, a changed stack) is worked out again.
+        here = top.to_json()
+        known = moves.get(str(index))
+        if known and known[0] == here and known[1] == value:
+            stack.append(Frame.from_json(known[2]))
+            continue
         move = current.handle(ctx, top.params, value)
         if isinstance(move, Go):
+            moves[str(index)] = [here, value, [move.screen, move.params]]
             stack.append(Frame(move.screen, move.params))
         elif isinstance(move, Retry):
             hint = move.hint

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
+import json
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -18,8 +18,8 @@ from smsgw.conversations.ussd.screens.common import root_frame
 from smsgw.db import rowcount, utcnow
 from smsgw.i18n import N_, Text
 from smsgw.messaging.encoding import normalize
-from smsgw.models import UssdSession
-from smsgw.services.contacts import find_contact
+from smsgw.models import Contact, UssdSession
+from smsgw.services import read_cache
 
 log = logging.getLogger(__name__)
 APOLOGY = N_("Sorry, something went wrong. Please dial again.")
@@ -31,24 +31,55 @@ def apology(lang: str) -> str:
     return "END " + Text(lang)(APOLOGY)
 
 
-def _load_session(
+# Built once: building a statement costs about as much as running it. A hop reads its
+# session row, the caller (``contacts.find_contact``) and the read cache's versions in one
+# round trip; the row is locked on PostgreSQL so that two copies of one request (AT
+# repeats) run one after the other.
+_HOP = (
+    sa.select(UssdSession, Contact, *read_cache.token_columns())
+    .outerjoin(Contact, Contact.phone == sa.bindparam("phone"))
+    .where(UssdSession.session_id == sa.bindparam("session_id"))
+)
+_HOP_LOCKED = _HOP.with_for_update(of=UssdSession)
+# A session's first hop: an outer join from a one-row table gives a row even for a caller
+# we do not know yet.
+_CALLER = (
+    sa.select(Contact, *read_cache.token_columns())
+    .select_from(sa.select(sa.literal(1).label("one")).subquery())
+    .outerjoin(Contact, Contact.phone == sa.bindparam("phone"))
+)
+_SESSIONS = cast("sa.Table", UssdSession.__table__)
+
+
+def _load(
     db: so.Session, session_id: str, phone: str, service_code: str, network_code: str | None
-) -> UssdSession:
-    query = sa.select(UssdSession).where(UssdSession.session_id == session_id)
-    if db.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    ussd = db.scalar(query)
-    if ussd is None:
-        ussd = UssdSession(
-            session_id=session_id,
-            phone=phone,
-            service_code=service_code,
-            network_code=network_code,
-            state={},
-        )
-        db.add(ussd)
-        db.flush()
-    return ussd
+) -> tuple[UssdSession, bool, Contact | None, Sequence[Any]]:
+    """The session (new: not stored yet), whether it is new, the caller, the cache's versions."""
+    query = _HOP_LOCKED if db.get_bind().dialect.name == "postgresql" else _HOP
+    row = db.execute(query, {"session_id": session_id, "phone": phone}).first()
+    if row is not None:
+        return row[0], False, row[1], tuple(row[2:])
+    # Written with the hop's outcome by ``_save``, not now: one statement less per session.
+    ussd = UssdSession(
+        session_id=session_id, phone=phone, service_code=service_code, network_code=network_code,
+        state={}, hops=0, status="active",
+    )
+    found = db.execute(_CALLER, {"phone": phone}).one()
+    return ussd, True, found[0], tuple(found[1:])
+
+
+def _save(db: so.Session, ussd: UssdSession, new: bool, values: dict[str, Any]) -> None:
+    """Store the hop's outcome on the session row (inserted on the session's first hop).
+
+    A core statement: the ORM's unit of work costs more than the rest of a menu hop.
+    """
+    if new:
+        db.execute(sa.insert(_SESSIONS).values(
+            session_id=ussd.session_id, phone=ussd.phone, service_code=ussd.service_code,
+            network_code=ussd.network_code, **values,
+        ))
+    else:
+        db.execute(sa.update(_SESSIONS).where(_SESSIONS.c.id == ussd.id).values(**values))
 
 
 def _resumable(db: so.Session, ussd: UssdSession, window: dt.timedelta) -> list[Any] | None:
@@ -57,7 +88,7 @@ def _resumable(db: so.Session, ussd: UssdSession, window: dt.timedelta) -> list[
         sa.select(UssdSession)
         .where(
             UssdSession.phone == ussd.phone,
-            UssdSession.id != ussd.id,
+            UssdSession.session_id != ussd.session_id,
             UssdSession.updated_at >= utcnow() - window,
             UssdSession.status.in_(("active", "Incomplete")),
         )
@@ -73,6 +104,11 @@ def _resumable(db: so.Session, ussd: UssdSession, window: dt.timedelta) -> list[
     state["resumed"] = True
     previous.state = state
     return frames
+
+
+def _copy(state: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a session's JSON state (through JSON: several times faster than deepcopy)."""
+    return json.loads(json.dumps(state))
 
 
 def inside_entry(stack: list[Frame]) -> bool:
@@ -101,11 +137,9 @@ def handle_hop(
 
     ``lang`` (simulators only) shows the screens in that language without storing it.
     """
-    ussd = _load_session(db, session_id, phone, service_code, network_code)
-    contact = find_contact(db, phone)
-    # Work on a copy and assign it back at the end: mutating the loaded dict in place
-    # would also change SQLAlchemy's committed copy and the change would not be saved.
-    state = copy.deepcopy(ussd.state or {})
+    ussd, new, contact, versions = _load(db, session_id, phone, service_code, network_code)
+    # Work on a copy: the loaded dict is the ORM's record of what the row holds.
+    state = _copy(ussd.state or {})
     zone = ZoneInfo(settings["SMSGW_TIMEZONE"])
     ctx = Ctx(
         db=db,
@@ -115,6 +149,7 @@ def handle_hop(
         contact=contact,
         settings=settings,
         today=utcnow().astimezone(zone).date(),
+        reads=read_cache.reads(db, versions),
     )
     if lang:
         ctx.set_language(lang)
@@ -132,15 +167,18 @@ def handle_hop(
         state["resume"] = [frame.to_json() for frame in stack]
     else:
         state.pop("resume", None)
-    ussd.state = copy.deepcopy(state)
-    ussd.contact_id = ctx.contact.id if ctx.contact else None
-    ussd.last_text = text[:2000]
-    ussd.hops += 1
-    ussd.updated_at = utcnow()
+    values = {
+        "state": state,
+        "contact_id": ctx.contact.id if ctx.contact else None,
+        "last_text": text[:2000],
+        "hops": ussd.hops + 1,
+        "updated_at": utcnow(),
+    }
     if ended and ussd.status == "active":
         # Only an open session ends here: a hop AT repeats after its end event must
         # not overwrite the status that event recorded (Success, Incomplete, Failed).
-        ussd.status = "ended"
+        values["status"] = "ended"
+    _save(db, ussd, new, values)
     return normalize(body, ctx.lang)
 
 

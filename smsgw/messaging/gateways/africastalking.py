@@ -19,6 +19,11 @@ reaches into the SDK's private parts, and only here:
   response object is visible only inside the name-mangled static helpers
   ``Service.__make_post_request`` / ``__make_get_request``, so ``record_status`` wraps the
   one of a service instance (an instance attribute wins over the class's).
+- One HTTP session for every request. The helpers call ``requests.post`` / ``get``, which
+  build a new ``requests.Session`` and connection for each call (a new TLS handshake with
+  AT each time) and read the environment's proxy settings again; the gateway's wrapper
+  sends the same request through a session of its own that keeps the connection open,
+  with those settings read once (and no cookies, as the SDK's one-off sessions).
 
 Both were written against africastalking ``SDK_VERSION``; pyproject.toml pins exactly that
 release and ``tests/test_gateway_sdk.py`` fails on any other, so an upgrade is a decision
@@ -26,6 +31,7 @@ made by re-reading ``Service.py`` and this module, not a silent change.
 """
 from __future__ import annotations
 
+import http.cookiejar
 import logging
 import threading
 import warnings
@@ -77,10 +83,18 @@ def point_at(service: Any, api_base: str) -> None:
 
 
 class _StatusRecorder:
-    """Wraps one of the SDK's request helpers to keep the HTTP status its exception drops."""
+    """Wraps one of the SDK's request helpers to keep the HTTP status its exception drops.
 
-    def __init__(self, request: Callable[..., Any]) -> None:
+    With a ``session``, the request goes through it, as the helper would send it, instead
+    of the helper's one-off ``requests.post`` / ``get``.
+    """
+
+    def __init__(
+        self, request: Callable[..., Any], method: str = "post", session: requests.Session | None = None
+    ) -> None:
         self._request = request
+        self._method = method
+        self._session = session
         self._local = threading.local()
 
     def __call__(
@@ -92,9 +106,19 @@ class _StatusRecorder:
         callback: Any = None,
         timeout: Timeout = DEFAULT_TIMEOUT_S,
     ) -> Any:
-        """Call the SDK's own helper and note the status of its response."""
+        """Make the helper's request and note the status of its response."""
         self._local.status = None
-        response = self._request(url, headers, data, params, callback, timeout)
+        if self._session is None:
+            response = self._request(url, headers, data, params, callback, timeout)
+        else:
+            response = self._session.request(
+                self._method, url, headers=headers, params=params, data=data, timeout=timeout
+            )
+            if callback is not None and callback != {}:
+                # The helper's callback form: the callback gets the response, the caller None.
+                self._local.status = response.status_code
+                callback(response)
+                return None
         self._local.status = getattr(response, "status_code", None)
         return response
 
@@ -104,13 +128,18 @@ class _StatusRecorder:
         return getattr(self._local, "status", None)
 
 
-def record_status(service: Any, method: str = "post") -> _StatusRecorder | None:
-    """Wrap ``service``'s private POST (or GET) helper; None if this SDK has no such helper."""
+def record_status(
+    service: Any, method: str = "post", session: requests.Session | None = None
+) -> _StatusRecorder | None:
+    """Wrap ``service``'s private POST (or GET) helper; None if this SDK has no such helper.
+
+    ``session``: send the helper's requests through it (see ``_StatusRecorder``).
+    """
     attribute = f"_Service__make_{method}_request"
     request = getattr(service, attribute, None)
     if not callable(request):
         return None
-    recorder = _StatusRecorder(request)
+    recorder = _StatusRecorder(request, method, session)
     setattr(service, attribute, recorder)
     return recorder
 
@@ -142,8 +171,9 @@ class AfricasTalkingGateway:
         # AT_SENDER_ID: for messages queued without a sender id of their own (replies,
         # order news); bulletins carry their country's from SMSGW_SENDER_IDS.
         self.default_sender = default_sender or None
+        self._http = _session_for(self._sms._make_url("/messaging"))
         # Without the status (an SDK without the private helper) every HTTP error is retried.
-        self._recorder = record_status(self._sms, "post")
+        self._recorder = record_status(self._sms, "post", self._http)
 
     def send(self, text: str, recipients: list[str], sender_id: str | None) -> list[SendResult]:
         """Send ``text`` to every recipient in one request; one result per recipient."""
@@ -183,6 +213,18 @@ class AfricasTalkingGateway:
             log.warning("africastalking: answer was not JSON for %d recipients", len(recipients))
             return _for_all(recipients, "retry", f"unexpected answer: {answer}")
         return _per_recipient(answer, recipients)
+
+
+def _session_for(url: str) -> requests.Session:
+    """An HTTP session for requests to ``url``: kept-alive connections, no cookies, and the
+    environment's proxy and CA settings read once (``requests`` reads them on every call).
+    """
+    session = requests.Session()
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    found = session.merge_environment_settings(url, {}, None, True, None)  # verify: the CA bundle or True
+    session.proxies, session.verify = found["proxies"], found["verify"]
+    session.trust_env = False
+    return session
 
 
 def _for_all(recipients: list[str], outcome: str, error: str) -> list[SendResult]:

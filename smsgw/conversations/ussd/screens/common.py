@@ -94,7 +94,7 @@ class ResumeScreen(Screen):
 
 def visible_items(ctx: Ctx) -> list[MenuItem]:
     """The main-menu entries this caller may use."""
-    is_leader = bool(ctx.contact and contacts.leader_groups(ctx.db, ctx.contact))
+    is_leader = bool(ctx.contact and ctx.reads.is_leader(ctx.contact.id))
     return [item for item in MAIN_MENU if is_leader or not item.leader_only]
 
 
@@ -149,7 +149,7 @@ class RegisterMarket(ListScreen):
         return ctx.t("Your home market:")
 
     def items(self, ctx: Ctx, params: dict[str, Any]) -> list:
-        return catalog.markets_for_country(ctx.db, catalog.country_for_phone(ctx.phone))
+        return ctx.reads.markets_for_country(catalog.country_for_phone(ctx.phone))
 
     def label(self, ctx: Ctx, item) -> str:
         return item.name

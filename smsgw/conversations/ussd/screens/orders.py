@@ -5,6 +5,8 @@ from __future__ import annotations
 import decimal
 from typing import Any
 
+import sqlalchemy.orm as so
+
 from smsgw.conversations import texts
 from smsgw.conversations.ussd.engine import Ctx, End, Go, Move, Screen, screen
 from smsgw.conversations.ussd.layout import nav
@@ -15,8 +17,10 @@ from smsgw.services import orders, settlement
 
 
 def order_of(ctx: Ctx, params: dict[str, Any]) -> GroupOrder:
-    """The order the flow is about."""
-    return ctx.db.get_one(GroupOrder, params["order"])
+    """The order the flow is about, with the crop and unit every order screen names."""
+    return ctx.db.get_one(
+        GroupOrder, params["order"], options=[so.joinedload(GroupOrder.commodity), so.joinedload(GroupOrder.unit)]
+    )
 
 
 def order_error(ctx: Ctx, error: orders.OrderError) -> End:
@@ -56,9 +60,7 @@ class OrderDetail(Screen):
 
     def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
         order = order_of(ctx, params)
-        mine = next(
-            (c for c in orders.commitments(ctx.db, order) if c.contact_id == ctx.member.id), None
-        )
+        mine = settlement.commitment_of(ctx.db, order, ctx.member)
         lines = [texts.order_summary(ctx.t, order, orders.totals(ctx.db, order), mine)]
         lines.append("1 " + (ctx.t("Change my quantity") if mine else ctx.t("Commit a quantity")))
         if mine:

@@ -10,7 +10,7 @@ from smsgw.conversations.ussd.layout import nav
 from smsgw.conversations.ussd.widgets import ListScreen, invalid
 from smsgw.messaging import outbox
 from smsgw.models import Commodity, Market, UssdSession
-from smsgw.services import catalog, contacts, prices, standard_texts, storage, storage_texts, subscriptions
+from smsgw.services import catalog, contacts, enrolment, prices, standard_texts, storage, storage_texts, subscriptions
 
 
 class CropList(ListScreen):
@@ -23,9 +23,7 @@ class CropList(ListScreen):
         return ctx.t("Choose a crop:")
 
     def items(self, ctx: Ctx, params: dict[str, Any]) -> list[Commodity]:
-        return catalog.commodities_for_country(
-            ctx.db, catalog.country_for_phone(ctx.phone), self.kind
-        )
+        return ctx.reads.commodities_for_country(catalog.country_for_phone(ctx.phone), self.kind)
 
     def label(self, ctx: Ctx, item: Commodity) -> str:
         return item.name(ctx.lang)
@@ -43,8 +41,8 @@ class MarketList(ListScreen):
         return ctx.t("Choose a market:")
 
     def items(self, ctx: Ctx, params: dict[str, Any]) -> list[Market]:
-        home = ctx.contact.home_market if ctx.contact else None
-        return catalog.markets_for_country(ctx.db, catalog.country_for_phone(ctx.phone), first=home)
+        home = ctx.contact.home_market_id if ctx.contact else None
+        return ctx.reads.markets_for_country(catalog.country_for_phone(ctx.phone), first_id=home)
 
     def label(self, ctx: Ctx, item: Market) -> str:
         return item.name
@@ -74,9 +72,9 @@ class PriceResult(Screen):
     """Prices, step 3: the price, its trend and the best nearby market; subscribe."""
 
     def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
-        commodity = ctx.db.get_one(Commodity, params["commodity"])
-        market = ctx.db.get_one(Market, params["market"])
-        quote = prices.latest_quote(ctx.db, commodity, market, ctx.today)
+        commodity = ctx.reads.commodity(params["commodity"])
+        market = ctx.reads.market(params["market"])
+        quote = ctx.reads.latest_quote(commodity, market, ctx.today)
         if quote is None:
             body = ctx.t(
                 "No price yet for %(crop)s in %(market)s.",
@@ -86,7 +84,11 @@ class PriceResult(Screen):
         else:
             options = self._options(ctx)
             budget = MAX_SCREEN - len("\n".join(options)) - 1
-            body = texts.price_answer(ctx.t, ctx.db, quote, ctx.today, ctx.settings, budget)
+            # texts.price_answer, with the best nearby market from the cache.
+            fresh = prices.quote_is_fresh(quote, ctx.today, ctx.settings)
+            best = ctx.reads.best_nearby(quote, ctx.settings, ctx.today) if fresh else None
+            body = texts.price_line(ctx.t, quote, best, budget, today=ctx.today, fresh=fresh)
+            enrolment.got_price(ctx.db, ctx.contact, prices.quote_is_fresh(quote, ctx.today, ctx.settings))
             viewed = ctx.state.setdefault(UssdSession.PRICES_VIEWED, [])
             if commodity.code not in viewed:
                 viewed.append(commodity.code)
@@ -151,8 +153,8 @@ class StandardGrade(Screen):
     """
 
     def _grades(self, ctx: Ctx, params: dict[str, Any]):
-        commodity = ctx.db.get_one(Commodity, params["commodity"])
-        grades = catalog.grades_for(ctx.db, commodity)
+        commodity = ctx.reads.commodity(params["commodity"])
+        grades = ctx.reads.grades_for(commodity.id)
         return commodity, grades, standard_texts.reference_grade(grades)
 
     def _options(self, ctx: Ctx, more: str | None) -> list[str]:

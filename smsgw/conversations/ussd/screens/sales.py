@@ -1,13 +1,16 @@
-"""Report a sale: crop -> unit -> quantity -> price -> buyer -> confirm."""
+"""Report a sale: crop -> unit -> quantity -> day -> price -> buyer -> confirm."""
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
+import re
 from typing import Any
 
 import sqlalchemy as sa
 
-from smsgw.conversations.ussd.engine import Ctx, End, Go, Move, Screen, screen
+from smsgw.conversations.ussd.engine import Ctx, End, Go, Move, Retry, Screen, screen
+from smsgw.conversations.ussd.layout import nav
 from smsgw.conversations.ussd.screens.prices import CropList
 from smsgw.conversations.ussd.widgets import (
     ConfirmScreen,
@@ -26,6 +29,15 @@ BUYERS = [
     ("group_order", N_("Group order")),
     ("processor", N_("Processor or exporter")),
 ]
+# A day typed on a keypad, day first: 2511, 251126, 25112026, or with a separator (25.11, 5/11/26).
+KEYPAD_DAY = re.compile(r"([0-9]{2})([0-9]{2})([0-9]{2}|[0-9]{4})?")
+WRITTEN_DAY = re.compile(r"([0-9]{1,2})[/. -]([0-9]{1,2})(?:[/. -]([0-9]{2}|[0-9]{4}))?")
+# Why a typed day was refused, one line above the question (services.sales.check_sold_on).
+DAY_HINTS = {
+    "bad_date": N_("That date does not exist."),
+    "future_date": N_("That date is in the future."),
+    "old_date": N_("We record sales of the last %(days)s days only."),
+}
 
 
 def _unit(ctx: Ctx, params: dict[str, Any]) -> Unit:
@@ -34,6 +46,11 @@ def _unit(ctx: Ctx, params: dict[str, Any]) -> Unit:
 
 def _crop(ctx: Ctx, params: dict[str, Any]) -> Commodity:
     return ctx.db.get_one(Commodity, params["commodity"])
+
+
+def _day(ctx: Ctx, params: dict[str, Any]) -> dt.date:
+    """The day of the sale chosen on the day screen (today for a flow begun before it existed)."""
+    return dt.date.fromisoformat(params["day"]) if "day" in params else ctx.today
 
 
 def _home(ctx: Ctx) -> Market:
@@ -91,7 +108,53 @@ class SaleQuantity(NumberScreen):
         )
 
     def accept(self, ctx: Ctx, params: dict[str, Any], amount: decimal.Decimal) -> Move:
-        return Go("sale_price", {**params, "qty": str(amount)})
+        return Go("sale_when", {**params, "qty": str(amount)})
+
+
+@screen("sale_when")
+class SaleWhen(Screen):
+    """Step 4: the day of the sale: today, yesterday, or a day typed on the next screen."""
+
+    resumable = True
+
+    def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        options = [ctx.t("Today"), ctx.t("Yesterday"), ctx.t("Another day")]
+        return menu_text(ctx, ctx.t("When did you sell?"), options)
+
+    def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
+        if value in ("1", "2"):
+            day = ctx.today - dt.timedelta(days=int(value) - 1)
+            return Go("sale_price", {**params, "day": day.isoformat()})
+        if value == "3":
+            return Go("sale_date", params)
+        return invalid(ctx)
+
+
+@screen("sale_date")
+class SaleDate(Screen):
+    """Step 4b: the day typed, day then month (year optional): the latest such day not in the future."""
+
+    resumable = True
+
+    def render(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        return "\n".join([ctx.t("Day and month of the sale? Example: 2511 for 25 November"), *nav(ctx)])
+
+    def handle(self, ctx: Ctx, params: dict[str, Any], value: str) -> Move:
+        try:
+            sold_on = typed_day(value, ctx.today)
+            sales.check_sold_on(sold_on, ctx.today)
+        except sales.SaleError as error:
+            return Retry(ctx.t(DAY_HINTS[error.code], days=sales.OLDEST_REPORTED_SALE.days))
+        return Go("sale_price", {**params, "day": sold_on.isoformat()})
+
+
+def typed_day(value: str, today: dt.date) -> dt.date:
+    """The day a caller typed (``KEYPAD_DAY``, ``WRITTEN_DAY``); SaleError("bad_date") if none."""
+    typed = KEYPAD_DAY.fullmatch(value.strip()) or WRITTEN_DAY.fullmatch(value.strip())
+    if typed is None:
+        raise sales.SaleError("bad_date")
+    year = None if typed[3] is None else int(typed[3]) + (2000 if len(typed[3]) == 2 else 0)
+    return sales.sale_day(int(typed[1]), int(typed[2]), year, today)
 
 
 @screen("sale_price")
@@ -114,7 +177,7 @@ class SalePrice(NumberScreen):
             ctx.member.home_market,
             amount,
             _unit(ctx, params),
-            ctx.today,
+            _day(ctx, params),  # a past sale is judged against the prices around its day
         )
         return Go("sale_buyer" if plausible else "sale_check", following)
 
@@ -169,14 +232,21 @@ class SaleConfirm(ConfirmScreen):
     """Step 6: confirm and store the sale."""
 
     def summary(self, ctx: Ctx, params: dict[str, Any]) -> str:
+        day = _day(ctx, params)
+        message = (
+            N_("Sold %(qty)s %(unit)s %(crop)s at %(price)s each.")
+            if day == ctx.today
+            else N_("Sold %(qty)s %(unit)s %(crop)s at %(price)s each on %(date)s.")
+        )
         return ctx.t(
-            "Sold %(qty)s %(unit)s %(crop)s at %(price)s each.",
+            message,
             qty=ctx.t.number(
                 decimal.Decimal(params["qty"]), 0 if decimal.Decimal(params["qty"]) % 1 == 0 else 1
             ),
             unit=_unit(ctx, params).label(ctx.lang),
             crop=_crop(ctx, params).name(ctx.lang),
             price=ctx.t.money(decimal.Decimal(params["price"]), _home(ctx).currency),
+            date=ctx.t.full_date(day, ctx.today),
         )
 
     def confirm(self, ctx: Ctx, params: dict[str, Any]) -> Move:
@@ -189,9 +259,10 @@ class SaleConfirm(ConfirmScreen):
                 unit=_unit(ctx, params),
                 price=decimal.Decimal(params["price"]),
                 buyer_type=params["buyer"],
-                sold_on=ctx.today,
+                sold_on=_day(ctx, params),
                 channel="ussd",
                 source_ref=f"ussd:{ctx.ussd.session_id}:{ctx.step}",
+                today=ctx.today,
             ).id
 
         try:
