@@ -88,6 +88,30 @@ def test_fifty_simultaneous_ussd_sessions(url: str) -> None:
     assert sessions == ["ended"] * CALLERS
 
 
+def test_a_first_request_sent_several_times_at_once_is_answered_every_time(url: str) -> None:
+    """AT may send a session's first request again before the first copy is answered."""
+    app = create_app({"DATABASE_URL": url, "WEBHOOK_TOKEN": ""})
+    copies = 6
+    try:
+        with AppServer(app) as server:
+            fields = {"sessionId": "twice-at-once", "phoneNumber": PHONE.format(99), "serviceCode": "*384#",
+                      "text": ""}
+            answers = _run_together(copies, lambda _: requests.post(f"{server.url}/at/ussd", data=fields,
+                                                                       timeout=60))
+    finally:
+        app.extensions["smsgw.db"].dispose()
+    bodies = [answer.text for answer in answers]
+    assert all(answer.status_code == 200 for answer in answers)
+    assert all(body.startswith("CON ") for body in bodies) and len(set(bodies)) == 1, bodies
+    db = Database(url)
+    try:
+        with db.session() as session:
+            stored = session.scalars(sa.select(UssdSession).where(UssdSession.session_id == "twice-at-once")).all()
+            assert len(stored) == 1 and stored[0].hops == copies
+    finally:
+        db.dispose()
+
+
 class RecordingGateway:
     """Accepts everything, a little slowly, and counts what it was asked to send."""
 

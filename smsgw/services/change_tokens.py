@@ -33,6 +33,8 @@ WATCHED = {
     "grade": CATALOG,
     "grade_limit": CATALOG,
     "membership": CATALOG,
+    # Deleting a group (or its members) removes memberships by ON DELETE CASCADE, unseen here.
+    "producer_group": CATALOG,
     "price_observation": PRICES,
 }
 _DIRTY = "smsgw.change_tokens.dirty"

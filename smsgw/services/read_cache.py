@@ -122,11 +122,15 @@ def reads(session: so.Session, versions: Sequence[Any] | None = None) -> Reads:
     key = conn.engine.url.render_as_string(hide_password=False)
     with _lock:
         found = _shared.get(key)
-        now = time.monotonic()
-        if found is None or found[0].token != catalog_token or now - found[0].built > MAX_AGE_SECONDS:
-            found = (_load_catalog(conn, catalog_token), PriceFacts((prices_token, price_id), now))
-        elif found[1].key != (prices_token, price_id) or now - found[1].built > MAX_AGE_SECONDS:
-            found = (found[0], PriceFacts((prices_token, price_id), now))
+    # Built outside the lock: a slow database must not hold every thread of the worker
+    # behind one rebuild. Two threads may build at once; the tokens, compared on every
+    # use, make whichever entry is kept right or rebuilt.
+    now = time.monotonic()
+    if found is None or found[0].token != catalog_token or now - found[0].built > MAX_AGE_SECONDS:
+        found = (_load_catalog(conn, catalog_token), PriceFacts((prices_token, price_id), now))
+    elif found[1].key != (prices_token, price_id) or now - found[1].built > MAX_AGE_SECONDS:
+        found = (found[0], PriceFacts((prices_token, price_id), now))
+    with _lock:
         if _shared.get(key) is not found:
             _shared.pop(key, None)
             _shared[key] = found

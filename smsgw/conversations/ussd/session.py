@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
+from sqlalchemy.dialects import postgresql
 
 from smsgw.conversations.ussd import screens  # noqa: F401  (registers every screen)
 from smsgw.conversations.ussd.engine import SCREENS, Ctx, Frame, render_top, split_path, walk
@@ -54,9 +55,21 @@ _SESSIONS = cast("sa.Table", UssdSession.__table__)
 def _load(
     db: so.Session, session_id: str, phone: str, service_code: str, network_code: str | None
 ) -> tuple[UssdSession, bool, Contact | None, Sequence[Any]]:
-    """The session (new: not stored yet), whether it is new, the caller, the cache's versions."""
-    query = _HOP_LOCKED if db.get_bind().dialect.name == "postgresql" else _HOP
-    row = db.execute(query, {"session_id": session_id, "phone": phone}).first()
+    """The session (new on SQLite: not stored yet), whether it is new, the caller, the cache's versions."""
+    postgres = db.get_bind().dialect.name == "postgresql"
+    keys = {"session_id": session_id, "phone": phone}
+    row = db.execute(_HOP_LOCKED if postgres else _HOP, keys).first()
+    if row is None and postgres:
+        # AT may send a session's first request twice at once. The row lock orders two
+        # copies only once the row exists: insert it now (the second copy waits for the
+        # first to commit, then finds and locks it) instead of with the hop's outcome,
+        # where the second insert would fail and its caller get an apology. SQLite's
+        # writers take the database lock at BEGIN, so they are in order already.
+        db.execute(postgresql.insert(_SESSIONS).values(
+            session_id=session_id, phone=phone, service_code=service_code, network_code=network_code,
+            state={}, hops=0, status="active",
+        ).on_conflict_do_nothing(index_elements=["session_id"]))
+        row = db.execute(_HOP_LOCKED, keys).one()
     if row is not None:
         return row[0], False, row[1], tuple(row[2:])
     # Written with the hop's outcome by ``_save``, not now: one statement less per session.
