@@ -160,7 +160,7 @@ def rollout_job() -> None:
     """Enrol the farmers of rollout waves that have started (idempotent; hourly)."""
     zone = _settings()["SMSGW_TIMEZONE"]
     with _database().session() as session:
-        done = enrol_due(session, utcnow().astimezone(ZoneInfo(zone)).date(), zone)
+        done = enrol_due(session, utcnow().astimezone(ZoneInfo(zone)).date())
     for item in done:
         log.info("rollout %s wave %s: %s farmers enrolled", item.rollout, item.wave, item.enrolled)
 

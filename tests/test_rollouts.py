@@ -179,7 +179,10 @@ def _rollout_commands(env: dict[str, str]) -> None:
 
 # ---------------------------------------------------------------- the demo answers (item 9)
 
-def test_the_demo_report_answers_per_country_and_recovers_the_rollouts_effect(connection) -> None:
+def test_the_demo_report_answers_per_country_and_recovers_the_rollouts_effect(connection, session) -> None:
+    # The scheduler's hourly pass after the seeding changes nobody's enrolment.
+    assert not [done for done in rollouts.enrol_due(session, dt.date.today()) if done.enrolled]
+    session.flush()
     result = report.bargaining(report.load_inputs(connection, CFG), CFG, pd.Timestamp(dt.date.today()))
     answered = {r["cell"] for r in result["rows"]
                 if r["dimension"] == "region" and r["state"] != "insufficient data"}
@@ -192,6 +195,7 @@ def test_the_demo_report_answers_per_country_and_recovers_the_rollouts_effect(co
         assert lo <= 8 <= hi and effect["state"] == "improving", (name, effect)
         assert not effect["pre_trend"].get("rejects")
         assert [w["wave"] for w in designs[name]["waves"]] == [1, 2, 3, 4]
+        assert all(w["enrolled_before_start"] == 0 for w in designs[name]["waves"]), designs[name]["waves"]
 
 
 # ---------------------------------------------------------------- intention to treat, simulated (item 2)

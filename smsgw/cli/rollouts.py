@@ -81,7 +81,7 @@ def enrol_due(today: dt.datetime | None) -> None:
     zone = settings["SMSGW_TIMEZONE"]
     day = today.date() if today else utcnow().astimezone(ZoneInfo(zone)).date()
     with core.database(settings).session() as session:
-        done = run(session, day, zone)
+        done = run(session, day)
     for item in done:
         click.echo(f"{item.rollout} wave {item.wave} (from {item.starts_on}): {item.enrolled} farmer(s) enrolled")
     if not done:

@@ -29,8 +29,7 @@ PER_BASE = decimal.Decimal("0.000001")
 WINDOW_DAYS = 3  # the report's reference: a price on the sale day or up to this many days before
 
 
-def load_rollouts(session: so.Session, content: Path, today: dt.date, zone: str,
-                  progress: Callable[[str], None]) -> int:
+def load_rollouts(session: so.Session, content: Path, today: dt.date, progress: Callable[[str], None]) -> int:
     """Create each rollout of ``content/rollout.toml`` not made yet; the sales added."""
     path = content / "rollout.toml"
     if not path.exists():
@@ -41,7 +40,7 @@ def load_rollouts(session: so.Session, content: Path, today: dt.date, zone: str,
             continue
         progress(f"randomised rollout {item['name']}")
         added += _one(session, item, today)
-    rollouts.enrol_due(session, today, zone)
+    rollouts.enrol_due(session, today)
     return added
 
 

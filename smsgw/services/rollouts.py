@@ -16,7 +16,6 @@ import datetime as dt
 import random
 import secrets
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -127,11 +126,12 @@ def farmers_of(session: so.Session, wave: RolloutWave) -> list[int]:
     return list(session.scalars(query.where(Contact.simulated.is_(False)).order_by(Contact.id)))
 
 
-def enrol_due(session: so.Session, today: dt.date, zone: str = "UTC") -> list[WaveEnrolled]:
+def enrol_due(session: so.Session, today: dt.date) -> list[WaveEnrolled]:
     """Enrol the farmers of every wave started by ``today`` (idempotent: run it daily).
 
-    Each farmer is enrolled from the start of the wave's day in the service's zone,
-    unless an earlier enrolment is on record.
+    Each farmer is enrolled from 00:00 UTC of the wave's date, unless an earlier enrolment
+    is on record: the same instant whichever process runs this and whatever its zone, and
+    the day the analytics (which read enrolment days in UTC) compare with the wave's date.
     """
     done = []
     waves = session.scalars(
@@ -140,7 +140,7 @@ def enrol_due(session: so.Session, today: dt.date, zone: str = "UTC") -> list[Wa
         .order_by(RolloutWave.starts_on, RolloutWave.id)
     ).all()
     for wave in waves:
-        start = dt.datetime.combine(wave.starts_on, dt.time(0), ZoneInfo(zone)).astimezone(dt.UTC)
+        start = dt.datetime.combine(wave.starts_on, dt.time(0), dt.UTC)
         changed = enrolment.enrol_many(session, farmers_of(session, wave), "rollout", start)
         first = wave.enrolled_at is None
         if first:

@@ -116,7 +116,7 @@ class Seeder:
             self.session, self.content, self.today, Catalog(self.units, self.commodities, self.buyers),
             self.progress,
         )
-        sales += load_rollouts(self.session, self.content, self.today, "UTC", self.progress)
+        sales += load_rollouts(self.session, self.content, self.today, self.progress)
         return {"prices_added": added, "sales_added": sales}
 
     def _units(self, data: dict[str, Any]) -> None:
