@@ -55,7 +55,10 @@ def show(name: str, as_json: bool) -> None:
             shown = describe(session, name)
         except RolloutError as error:
             raise click.ClickException(str(error)) from None
-    click.echo(json.dumps(shown, indent=2)) if as_json else _print(shown)
+    if as_json:
+        click.echo(json.dumps(shown, indent=2))
+    else:
+        _print(shown)
 
 
 @rollout.command("list")
