@@ -131,7 +131,17 @@ def sign_in(page, account: tuple[str, str] = ADMIN) -> None:
     page.goto("/admin/signin")
     page.fill("#email", account[0])
     page.fill("#password", account[1])
-    page.click("#submit")
+    submit(page, "#submit")
+
+
+def submit(page, selector: str) -> None:
+    """Click what sends a form (or follows a link) and wait for the page that comes back.
+
+    A bare click returns once the next page has started to arrive: reading it at once can
+    find the old page or a half-parsed new one on a loaded machine.
+    """
+    with page.expect_navigation():
+        page.click(selector)
 
 
 def screenshot(page, name: str) -> Path:

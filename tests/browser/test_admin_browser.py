@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import ADMIN, FAILURE, VIEWER, Site, screenshot, sign_in
+from tests.browser.conftest import ADMIN, FAILURE, VIEWER, Site, screenshot, sign_in, submit
 
 pytestmark = pytest.mark.browser
 
@@ -23,12 +23,12 @@ def _dial(page, phone: str, lang: str = "") -> None:
     page.fill("#phone", phone)
     page.select_option("#lang", lang)
     _play_as_real(page)
-    page.click("#dial")
+    submit(page, "#dial")
 
 
 def _press(page, *keys: str) -> None:
     for key in keys:
-        page.click(f".keypad button[value='{key}']")
+        submit(page, f".keypad button[value='{key}']")
 
 
 def test_sign_in_refuses_a_wrong_password_then_lets_the_right_one_in(page) -> None:
@@ -92,7 +92,7 @@ def test_approved_price_is_answered_on_the_simulated_phone(page, site: Site) -> 
     held = page.locator(f"#price-{site.held_price_id}")
     assert "robust z 4.2" in held.inner_text() and "Recent approved prices here" in held.inner_text()
     screenshot(page, "03-price-review")
-    page.click(f"#approve-{site.held_price_id}")
+    submit(page, f"#approve-{site.held_price_id}")
     assert "Price approved" in page.locator(".flash").inner_text()
     assert page.locator(f"#price-{site.held_price_id}").count() == 0
     after = _maize_in_nakuru(page)
@@ -108,14 +108,14 @@ def test_a_ussd_session_in_another_language_and_hang_up(page) -> None:
     screen = page.locator("#screen").inner_text()
     assert "1 Prix" in screen and "in session" in screen
     page.fill("#reply", "2")
-    page.click("#send")
+    submit(page, "#send")
     # 2 is "Normes des acheteurs" (buyer standards): first, which crop, in French, with
     # Senegal's crops (content/senegal.toml) and the French keys to go back.
     screen = page.locator("#screen").inner_text()
     for line in ("Choisissez un produit :", "1 Mil", "2 Arachide", "3 Oignons", "4 Riz local", "0 Retour 00 Accueil"):
         assert line in screen, (line, screen)
     screenshot(page, "05-simulator-ussd-fr")
-    page.click("#hangup")
+    submit(page, "#hangup")
     assert "Press Dial" in page.locator("#screen").inner_text()
 
 
@@ -125,7 +125,7 @@ def test_an_sms_and_its_reply_on_the_phone(page) -> None:
     page.fill("#phone", "+254700000001")
     page.fill("#text", "PRICE BEANS")
     _play_as_real(page)
-    page.click("#send_sms")
+    submit(page, "#send_sms")
     bubbles = page.locator(".bubble").all_inner_texts()
     assert any("PRICE BEANS" in text for text in bubbles)
     # Wanjiru's market is Nakuru: today's beans there are 11,250 a bag (11,025 a week ago
@@ -139,7 +139,7 @@ def test_bulletin_preview_in_the_contacts_language(page) -> None:
     sign_in(page)
     page.goto("/admin/bulletins")
     page.fill("#phone", "+254700000001")
-    page.click("#preview-button")
+    submit(page, "#preview-button")
     preview = page.locator("#preview").inner_text()
     assert "Wanjiru Kamau" in preview and "language en" in preview
     assert re.search(r"\d segments?", preview), preview
@@ -150,11 +150,12 @@ def test_find_why_a_message_failed(page, site: Site) -> None:
     sign_in(page)
     page.goto("/admin/messages")
     page.select_option("#status", "failed")
-    page.click("form.filters button")
+    submit(page, "form.filters button")
     row = page.locator("#outbound tbody tr").filter(has_text=FAILURE)
     assert row.count() >= 1
     screenshot(page, "08-messages-failed")
-    row.first.locator("a").first.click()
+    with page.expect_navigation():
+        row.first.locator("a").first.click()
     assert page.locator("#reason").inner_text() == FAILURE
     assert "Why it failed" in page.locator("#facts").inner_text()
     screenshot(page, "09-message-detail")
