@@ -59,6 +59,8 @@ class DrainStats:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    # Rows another drain took over while this one stalled past its lease (not sent here).
+    lost: int = 0
     requests: int = 0
     errors: list[str] = field(default_factory=list)
     # Why the gateway is paused (empty when it is not): nothing more is sent until then.
@@ -115,18 +117,23 @@ def drain_once(
                 if time.monotonic() - renewed > lease.total_seconds() / 3:
                     renew_lease(session, owner, lease)
                     renewed = time.monotonic()
-                _record(session, answered, stats, done)
+                _record(session, answered, stats, done, owner)
+                answered = []
                 # Committed before the call: if this process dies now, only these rows
                 # may have gone out (see outbox.recover_stale).
-                write_rows(session, [{"id": message.id, "last_error": ""} for message in part])
+                mine = hand_over(session, part, owner, lease)
                 session.commit()
-                answered, refusal = _send_chunk(gateway, text, sender_id, part, stats)
+                if len(mine) < len(part):
+                    _lost(part, mine, stats, done)
+                if not mine:
+                    continue
+                answered, refusal = _send_chunk(gateway, text, sender_id, mine, stats)
                 if refusal:
-                    _record(session, answered, stats, done)
+                    _record(session, answered, stats, done, owner)
                     unsent = [message for message in batch if message.id not in done]
-                    _pause(session, unsent, refusal, pause, stats)
+                    _pause(session, unsent, owner, refusal, pause, stats)
                     return stats
-        _record(session, answered, stats, done)
+        _record(session, answered, stats, done, owner)
         session.commit()
         if pause is not None and stats.requests:
             runtime_state.clear(session, runtime_state.GATEWAY_PAUSE)
@@ -179,15 +186,51 @@ def _retry_at(pause: dict[str, Any]) -> dt.datetime:
         return utcnow()
 
 
+def hand_over(session: so.Session, part: list[Claimed], owner: str, lease: dt.timedelta) -> list[Claimed]:
+    """Clear the ``NOT_YET_SENT`` mark of the rows of ``part`` that ``owner`` still holds,
+    and renew their lease; the ones to send (the caller commits before sending).
+
+    A drain that stalled past its lease (a paused process, a hung connection) may have
+    had its rows recovered and sent by another drain: one statement checks and takes
+    them back, so each row is handed to the gateway by one drain only, and the renewed
+    lease keeps recovery off them for the length of the call.
+    """
+    ids = set(session.scalars(
+        sa.update(OutboundMessage)
+        .where(
+            _among(session, OutboundMessage.id, [message.id for message in part]),
+            OutboundMessage.status == "sending",
+            OutboundMessage.claimed_by == owner,
+        )
+        .values(last_error="", lease_until=utcnow() + lease)
+        .returning(OutboundMessage.id)
+        .execution_options(synchronize_session=False)
+    ).all())
+    return [message for message in part if message.id in ids]
+
+
+def _lost(part: list[Claimed], mine: list[Claimed], stats: DrainStats, done: set[int]) -> None:
+    """Leave alone the rows another drain took over while this one stalled, and say so."""
+    kept = {message.id for message in mine}
+    lost = [message.id for message in part if message.id not in kept]
+    done.update(lost)
+    stats.lost += len(lost)
+    log.warning(
+        "this drain stalled past its lease: %d messages were taken over by another drain and are left to it",
+        len(lost),
+    )
+
+
 def _pause(
     session: so.Session,
     unsent: list[Claimed],
+    owner: str,
     reason: str,
     previous: dict[str, Any] | None,
     stats: DrainStats,
 ) -> None:
     """Give the batch's unsent rows back and record (or extend) the gateway pause."""
-    release(session, unsent)
+    release(session, unsent, owner)
     now = utcnow()
     previous_wait = dt.timedelta(seconds=2 * float(previous.get("wait_seconds", 0))) if previous else PAUSE_FIRST_RETRY
     wait = min(PAUSE_MAX_RETRY, max(PAUSE_FIRST_RETRY, previous_wait))
@@ -296,7 +339,7 @@ def _send_chunk(
 
 
 def _record(
-    session: so.Session, answered: list[tuple[Claimed, SendResult]], stats: DrainStats, done: set[int]
+    session: so.Session, answered: list[tuple[Claimed, SendResult]], stats: DrainStats, done: set[int], owner: str
 ) -> None:
     """Write the answers (the caller commits), count them, and note their rows as settled."""
     if not answered:
@@ -313,11 +356,15 @@ def _record(
             stats.retried += 1
         else:
             stats.failed += 1
-    write_rows(session, rows)
+    write_rows(session, rows, owner)
 
 
-def write_rows(session: so.Session, rows: list[dict[str, Any]]) -> None:
+def write_rows(session: so.Session, rows: list[dict[str, Any]], owner: str) -> None:
     """UPDATE outbound_message rows, each (by ``id``) to its own values, without the ORM.
+
+    Only rows ``owner`` claimed last and nobody has settled since: a row that another
+    drain recovered and claimed is that drain's to write. (A row recovered but not yet
+    claimed again takes this drain's answer: it is the truth about what was sent.)
 
     One statement per set of columns (a request's answers usually share one). On
     PostgreSQL the values that differ go as one array per column into ``UPDATE ... FROM
@@ -332,13 +379,14 @@ def write_rows(session: so.Session, rows: list[dict[str, Any]]) -> None:
     for names, members in groups.items():
         columns = [name for name in names if name != "id"]
         if not postgres:
-            values = [{"row_id": row["id"], **{name: row[name] for name in columns}} for row in members]
+            values = [{"row_id": row["id"], "owner": owner, **{name: row[name] for name in columns}} for row in members]
             session.execute(_by_row(tuple(columns)), values)
             continue
         first = members[0]
         shared = tuple(name for name in columns if all(row[name] == first[name] for row in members))
         varying = ("id", *(name for name in columns if name not in shared))
         session.execute(_by_set(shared, varying), {
+            "owner": owner,
             **{f"set_{name}": first[name] for name in shared},
             **{f"rows_{name}": [row[name] for row in members] for name in varying},
         })
@@ -346,6 +394,13 @@ def write_rows(session: so.Session, rows: list[dict[str, Any]]) -> None:
 
 # A declarative model's __table__ is typed as any FromClause; here it is a Table.
 _TABLE = cast(sa.Table, OutboundMessage.__table__)
+# The rows a drain may still write its answers to: claimed by it last, not settled since
+# (``queued`` or ``unknown`` when recovery got there first and nobody claimed them again).
+# (An OR of equalities, not IN: an executemany cannot expand a list.)
+_HELD = (
+    _TABLE.c.claimed_by == sa.bindparam("owner"),
+    sa.or_(*(_TABLE.c.status == status for status in ("sending", "queued", "unknown"))),
+)
 
 
 # The statements of ``write_rows`` are built once for each shape: a statement object
@@ -353,7 +408,7 @@ _TABLE = cast(sa.Table, OutboundMessage.__table__)
 @functools.cache
 def _by_row(columns: tuple[str, ...]) -> sa.Update:
     """UPDATE ... SET each column WHERE id = :row_id, for an executemany."""
-    return sa.update(_TABLE).where(_TABLE.c.id == sa.bindparam("row_id")).values(
+    return sa.update(_TABLE).where(_TABLE.c.id == sa.bindparam("row_id"), *_HELD).values(
         {name: sa.bindparam(name, type_=_TABLE.c[name].type) for name in columns}
     )
 
@@ -364,7 +419,7 @@ def _by_set(shared: tuple[str, ...], varying: tuple[str, ...]) -> sa.Update:
     given = sa.func.unnest(*(
         sa.bindparam(f"rows_{name}", type_=postgresql.ARRAY(_TABLE.c[name].type)) for name in varying
     )).table_valued(*varying).render_derived()
-    return sa.update(_TABLE).where(_TABLE.c.id == given.c.id).values({
+    return sa.update(_TABLE).where(_TABLE.c.id == given.c.id, *_HELD).values({
         **{name: sa.bindparam(f"set_{name}", type_=_TABLE.c[name].type) for name in shared},
         **{name: given.c[name] for name in varying if name != "id"},
     })

@@ -350,8 +350,9 @@ def renew_lease(session: so.Session, owner: str, lease: dt.timedelta = LEASE, no
     ))
 
 
-def release(session: so.Session, messages: Collection[Claimed]) -> None:
-    """Put claimed rows back in the queue, due now, as if never claimed (no attempt spent).
+def release(session: so.Session, messages: Collection[Claimed], owner: str) -> None:
+    """Put ``owner``'s claimed rows back in the queue, due now, as if never claimed (no
+    attempt spent); rows another drain has taken over since are left to it.
 
     One UPDATE for them all; the objects are not refreshed (the caller is done with them).
     """
@@ -359,7 +360,11 @@ def release(session: so.Session, messages: Collection[Claimed]) -> None:
         return
     session.execute(
         sa.update(OutboundMessage)
-        .where(OutboundMessage.id.in_([message.id for message in messages]), OutboundMessage.status == "sending")
+        .where(
+            OutboundMessage.id.in_([message.id for message in messages]),
+            OutboundMessage.status == "sending",
+            OutboundMessage.claimed_by == owner,
+        )
         .values(
             status="queued", attempts=sa.case((OutboundMessage.attempts > 0, OutboundMessage.attempts - 1), else_=0),
             next_attempt_at=utcnow(), claimed_at=None, claimed_by=None, lease_until=None, last_error="",
