@@ -171,6 +171,21 @@ def test_repeats_within_a_file_are_stored_once_and_said_across_batches(url, tmp_
     assert len(_sales(url, "+254722000401")) == 1
 
 
+def test_a_survey_timestamp_counts_by_its_day_and_a_day_needs_its_year(url, tmp_path, today) -> None:
+    day = today - dt.timedelta(days=40)
+    body = HEADER + "\n".join([
+        f"+254722000701,{day}T08:30:00,maize,3,bag90,3900,trader,nakuru,KES,",
+        f"+254722000702,{day} 17:05,maize,4,bag90,3950,trader,nakuru,KES,",
+        f"+254722000703,{day:%d/%m},maize,5,bag90,4000,trader,nakuru,KES,",
+    ]) + "\n"
+    result = _cli(url, str(_file(tmp_path, body)))
+    assert result.exit_code == 0, result.output
+    assert f"line 4: date '{day:%d/%m}' is not YYYY-MM-DD or DD/MM/YYYY" in result.stderr
+    assert [row[:2] for row in _sales(url, "+254722000701", "+254722000702", "+254722000703")] == [
+        ("+254722000701", day), ("+254722000702", day),
+    ]
+
+
 def test_rejects_can_go_to_a_file(url, tmp_path, today) -> None:
     body = HEADER + f"+254722000501,{today},maize,1,bag90,3900,nobody,nakuru,KES,\n"
     rejects = tmp_path / "rejects.csv"

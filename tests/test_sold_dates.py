@@ -12,12 +12,12 @@ import sqlalchemy as sa
 
 from smsgw.config import LANGUAGES
 from smsgw.conversations.sms.parser import parse
-from smsgw.conversations.sms.sale_days import TypedDay
 from smsgw.db import utcnow
 from smsgw.i18n import Text
 from smsgw.messaging.encoding import is_gsm7
 from smsgw.models import Contact, OutboundMessage, SaleReport
 from smsgw.services import sales
+from smsgw.services.sales import TypedDay
 from tests.test_sms_parser import SHORTCODES, VOCAB
 
 FARMER, SWAHILI, FRENCH = "+254700000001", "+254700000002", "+221770000002"
@@ -89,6 +89,36 @@ def test_a_day_without_a_year_is_the_latest_one_not_in_the_future(day, month, ye
 def test_a_day_that_does_not_exist_is_refused(day, month, year) -> None:
     with pytest.raises(sales.SaleError, match="bad_date"):
         sales.sale_day(day, month, year, TODAY)
+
+
+# One reader of a typed day serves SMS, USSD and the survey import; each adds its own rule
+# (SMS: "12.11" only last; USSD: keypad digits; import: a year).
+@pytest.mark.parametrize(
+    ("text", "keypad", "expected"),
+    [
+        ("2026-11-12", False, TypedDay(12, 11, 2026)),
+        ("12/11", False, TypedDay(12, 11)),
+        ("12.11.26", False, TypedDay(12, 11, 2026)),
+        ("12-11-2026", False, TypedDay(12, 11, 2026)),
+        ("5 1", False, TypedDay(5, 1)),
+        ("2511", False, None),
+        ("2511", True, TypedDay(25, 11)),
+        ("251126", True, TypedDay(25, 11, 2026)),
+        ("25112026", True, TypedDay(25, 11, 2026)),
+        ("25/11.26", True, None),
+        ("12/11/202", False, None),
+        ("4300", True, TypedDay(43, 0)),
+    ],
+)
+def test_one_reader_of_a_typed_day(text, keypad, expected) -> None:
+    assert sales.read_day(text, keypad=keypad) == expected
+
+
+def test_a_typed_day_becomes_a_date_on_the_day_it_is_read() -> None:
+    assert TypedDay(days_ago=2).date(TODAY) == TODAY - dt.timedelta(days=2)
+    assert TypedDay(12, 11, 2025).date(TODAY) == dt.date(2025, 11, 12)
+    with pytest.raises(sales.SaleError, match="bad_date"):
+        TypedDay(43, 0).date(TODAY)
 
 
 def test_a_sale_day_is_neither_in_the_future_nor_beyond_the_limit() -> None:

@@ -50,8 +50,8 @@ BUYER_WORDS = {
     "market": "market", "group order": "group_order", "group": "group_order", "cooperative": "group_order",
     "coop": "group_order", "processor": "processor", "exporter": "processor", "miller": "processor",
 }
-_ISO_DATE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:[T ][0-9:.]+)?")
-_DAY_FIRST = re.compile(r"([0-9]{1,2})[/.-]([0-9]{1,2})[/.-]([0-9]{4})")
+# A survey's timestamp: the day is what counts (2026-11-12T08:30, 2026-11-12 08:30:00).
+_ISO_WITH_TIME = re.compile(r"([0-9]{4}-[0-9]{1,2}-[0-9]{1,2})[T ][0-9:.]+")
 _PLAIN_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _QTY, _CENT = decimal.Decimal("0.001"), decimal.Decimal("0.01")
 
@@ -328,15 +328,14 @@ def _stored_values(report: SaleReport) -> dict[str, object]:
 
 def _date(raw: str, today: dt.date) -> dt.date:
     """The day of a sale: ISO or day first with a year, not in the future nor before the survey window."""
-    iso, day_first = _ISO_DATE.fullmatch(raw), _DAY_FIRST.fullmatch(raw)
+    timed = _ISO_WITH_TIME.fullmatch(raw)
+    typed = sales.read_day(timed[1] if timed else raw)
+    # A survey row says its year: "12/11" alone may be any year's.
+    if typed is None or typed.year is None:
+        raise RowError(f"date {raw!r} is not YYYY-MM-DD or DD/MM/YYYY")
     try:
-        if iso:
-            day = dt.date(int(iso[1]), int(iso[2]), int(iso[3]))
-        elif day_first:
-            day = dt.date(int(day_first[3]), int(day_first[2]), int(day_first[1]))
-        else:
-            raise RowError(f"date {raw!r} is not YYYY-MM-DD or DD/MM/YYYY")
-    except ValueError:
+        day = typed.date(today)
+    except sales.SaleError:
         raise RowError(f"date {raw!r} does not exist") from None
     try:
         sales.check_sold_on(day, today, sales.OLDEST_IMPORTED_SALE)

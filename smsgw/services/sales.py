@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -58,6 +59,50 @@ def sale_day(day: int, month: int, year: int | None, today: dt.date) -> dt.date:
         if year is not None or found <= today:
             return found
     raise SaleError("bad_date")
+
+
+@dataclass(frozen=True)
+class TypedDay:
+    """A day as a person wrote it: ``days_ago`` ("yesterday"), or a day and month, year optional.
+
+    What it means depends on today (``date``).
+    """
+
+    day: int = 0
+    month: int = 0
+    year: int | None = None
+    days_ago: int | None = None
+    # What stood between day and month ("/", ".", "-", " "; "" for keypad digits): how it
+    # was written, not which day it is.
+    separator: str = field(default="", compare=False)
+
+    def date(self, today: dt.date) -> dt.date:
+        """The date meant, read on ``today`` (``sale_day``); SaleError("bad_date") when none."""
+        if self.days_ago is not None:
+            return today - dt.timedelta(days=self.days_ago)
+        return sale_day(self.day, self.month, self.year, today)
+
+
+# 2026-11-12; day first 12/11, 12.11.26, 12-11-2026, 12 11 (one separator throughout);
+# keypad digits 2511, 251126, 25112026 (a phone's keypad has no slash).
+_ISO_DAY = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})")
+_DAY_FIRST = re.compile(r"([0-9]{1,2})([/. -])([0-9]{1,2})(?:\2([0-9]{2}|[0-9]{4}))?")
+_KEYPAD_DAY = re.compile(r"([0-9]{2})([0-9]{2})([0-9]{2}|[0-9]{4})?")
+
+
+def read_day(text: str, keypad: bool = False) -> TypedDay | None:
+    """The day ``text`` is (all of it), or None: year first with hyphens, or day first;
+    with ``keypad`` digits alone too. A two-digit year is this century's."""
+    if iso := _ISO_DAY.fullmatch(text):
+        return TypedDay(int(iso[3]), int(iso[2]), int(iso[1]), separator="-")
+    if found := _DAY_FIRST.fullmatch(text):
+        day, separator, month, year = found.groups()
+    elif keypad and (found := _KEYPAD_DAY.fullmatch(text)):
+        (day, month, year), separator = found.groups(), ""
+    else:
+        return None
+    full_year = None if year is None else int(year) + (2000 if len(year) == 2 else 0)
+    return TypedDay(int(day), int(month), full_year, separator=separator)
 
 
 def check_sold_on(sold_on: dt.date, today: dt.date, oldest: dt.timedelta = OLDEST_REPORTED_SALE) -> None:

@@ -273,13 +273,10 @@ def _sold_on(request: Request) -> dt.date | str:
     typed, today, t = request.parsed.sold_on, request.today, request.t
     if typed is None:
         return today
-    if typed.days_ago is not None:
-        day = today - dt.timedelta(days=typed.days_ago)
-    else:
-        try:
-            day = sales.sale_day(typed.day, typed.month, typed.year, today)
-        except sales.SaleError:
-            return t(SALE_DAY_ERRORS["bad_date"])
+    try:
+        day = typed.date(today)
+    except sales.SaleError:
+        return t(SALE_DAY_ERRORS["bad_date"])
     try:
         sales.check_sold_on(day, today)
     except sales.SaleError as error:

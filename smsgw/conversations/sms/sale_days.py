@@ -1,16 +1,14 @@
 """The day of a sale in a SOLD message: "12/11", "2026-11-12", "12.11" last, "yesterday".
 
-Only what the farmer typed is read here; the handler turns it into a date with today's.
+Only what the farmer typed is read here (``services.sales.read_day`` reads a day); the
+handler turns it into a date with today's.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-# The day of a sale, day first: 12/11, 12/11/26, 12.11.2026; 2026-11-12 (hyphens arrive as spaces).
-_DAY = re.compile(r"([0-9]{1,2})([/.-])([0-9]{1,2})(?:\2([0-9]{2}|(?:19|20)[0-9]{2}))?")
-_ISO_DAY = re.compile(r"((?:19|20)[0-9]{2})-([0-9]{1,2})-([0-9]{1,2})")
+from smsgw.services.sales import TypedDay, read_day
+
 # Days before today, in the four languages ("avant-hier" and "berki-demb" arrive as two words).
 DAYS_AGO = {
     ("yesterday",): 1, ("jana",): 1, ("hier",): 1, ("demb",): 1,
@@ -20,28 +18,12 @@ DAYS_AGO = {
 DAY_WORDS = frozenset({"on", "date", "tarehe", "siku"})
 
 
-@dataclass(frozen=True)
-class TypedDay:
-    """A day as a farmer wrote it: ``days_ago`` ("yesterday"), or a day and month, year optional.
-
-    The parser does not know today's date; the handler turns this into a date.
-    """
-
-    day: int = 0
-    month: int = 0
-    year: int | None = None
-    days_ago: int | None = None
-
-
 def _read_day(text: str, last: bool) -> TypedDay | None:
     """The day in ``text``; "12.11" and "12-11" only ``last`` (elsewhere a price, two numbers)."""
-    if iso := _ISO_DAY.fullmatch(text):
-        return TypedDay(int(iso[3]), int(iso[2]), int(iso[1]))
-    found = _DAY.fullmatch(text)
-    if found is None or not (found[2] == "/" or found[4] or last):
+    day = read_day(text)
+    if day is None or not (day.separator == "/" or day.year is not None or last):
         return None
-    year = int(found[4]) if found[4] else None
-    return TypedDay(int(found[1]), int(found[3]), year + 2000 if year is not None and year < 100 else year)
+    return day
 
 
 def sale_day(tokens: Sequence[str], is_number: Callable[[str], bool]) -> tuple[list[str], TypedDay | None]:

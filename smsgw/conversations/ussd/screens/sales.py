@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,9 +28,6 @@ BUYERS = [
     ("group_order", N_("Group order")),
     ("processor", N_("Processor or exporter")),
 ]
-# A day typed on a keypad, day first: 2511, 251126, 25112026, or with a separator (25.11, 5/11/26).
-KEYPAD_DAY = re.compile(r"([0-9]{2})([0-9]{2})([0-9]{2}|[0-9]{4})?")
-WRITTEN_DAY = re.compile(r"([0-9]{1,2})[/. -]([0-9]{1,2})(?:[/. -]([0-9]{2}|[0-9]{4}))?")
 # Why a typed day was refused, one line above the question (services.sales.check_sold_on).
 DAY_HINTS = {
     "bad_date": N_("That date does not exist."),
@@ -149,12 +145,11 @@ class SaleDate(Screen):
 
 
 def typed_day(value: str, today: dt.date) -> dt.date:
-    """The day a caller typed (``KEYPAD_DAY``, ``WRITTEN_DAY``); SaleError("bad_date") if none."""
-    typed = KEYPAD_DAY.fullmatch(value.strip()) or WRITTEN_DAY.fullmatch(value.strip())
+    """The day a caller typed, keypad digits too ("2511"); SaleError("bad_date") if none."""
+    typed = sales.read_day(value.strip(), keypad=True)
     if typed is None:
         raise sales.SaleError("bad_date")
-    year = None if typed[3] is None else int(typed[3]) + (2000 if len(typed[3]) == 2 else 0)
-    return sales.sale_day(int(typed[1]), int(typed[2]), year, today)
+    return typed.date(today)
 
 
 @screen("sale_price")
