@@ -69,13 +69,16 @@ def kenya_sale(client, session) -> Sale:
     # The SMS handler's day is the service's (Africa/Nairobi), not the test machine's.
     local_today = dt.datetime.now(ZoneInfo("Africa/Nairobi")).date()
     assert offer.market.code == "nakuru" and offer.window_end == local_today + dt.timedelta(days=14)
-    assert f"Ofa {offer.id} imetumwa" in replies(session, KE_BUYER)[-1]
+    assert f"Ofa {offer.id} imetumwa: magunia 500 ya kilo 90 ya mahindi kwa KSh 4,400 hadi" in replies(
+        session, KE_BUYER
+    )[-1]
 
     told = outbox(session, f"offer:{offer.id}:group:%")
     assert KE_LEADER in {m.to_phone for m in told}
     assert all(m.to_phone.startswith("+254") and m.segments == 1 for m in told)
     mine = next(m for m in told if m.to_phone == KE_LEADER)
     assert f"FUNGUA OFA {offer.id}" in mine.text
+    assert "Nakuru Millers Ltd ananunua magunia 500 ya kilo 90 ya mahindi G1 kwa KSh 4,400 Nakuru" in mine.text
 
     send(client, KE_LEADER, "OFA")  # a leader's bare OFA lists the offers it may take
     assert f"{offer.id} " in replies(session, KE_LEADER)[-1]
@@ -90,6 +93,7 @@ def kenya_sale(client, session) -> Sale:
 
     [taken] = outbox(session, f"offer:{offer.id}:taken:{order.id}")
     assert taken.to_phone == KE_BUYER and "Ngata" in taken.text and "380" in taken.text and taken.segments == 1
+    assert f"wamechukua magunia 120 ya kilo 90 kutoka ofa yako {offer.id} (Mahindi" in taken.text
 
     news = {m.to_phone: m for m in outbox(session, f"order:{order.id}:opened:%")}
     assert KE_SW_MEMBER in news and KE_LEADER not in news
@@ -119,17 +123,21 @@ def senegal_sale(client, session) -> Sale:
     send(client, SN_BUYER, "OFFRE ARACHIDE G2 45000 150 SAC100 KAOLACK 30")
     offer = newest(session, BuyOffer)
     assert offer.status == "open" and offer.currency == "XOF", replies(session, SN_BUYER)
-    assert f"Offre {offer.id} publiee" in replies(session, SN_BUYER)[-1]
+    assert f"Offre {offer.id} publiee : 150 sacs de 100 kg d'arachide a 45 000 FCFA" in replies(session, SN_BUYER)[-1]
     told = outbox(session, f"offer:{offer.id}:group:%")
     assert SN_LEADER in {m.to_phone for m in told}
     assert all(m.to_phone.startswith("+221") for m in told)
     assert f"UBBI OFAR {offer.id}" in next(m.text for m in told if m.to_phone == SN_LEADER)
+    assert "dafay jend 150 saaku gerte yu 100 kg G2 ci 45.000 FCFA" in next(
+        m.text for m in told if m.to_phone == SN_LEADER
+    )
 
     send(client, SN_LEADER, f"UBBI OFAR {offer.id} 40")
     order = newest(session, GroupOrder)
     assert order.offer_id == offer.id and order.currency == "XOF" and order.target_quantity == 40
     [taken] = outbox(session, f"offer:{offer.id}:taken:{order.id}")
     assert taken.to_phone == SN_BUYER and "commande" in taken.text
+    assert f"prend 40 sacs de 100 kg de votre offre {offer.id} (Arachide" in taken.text
 
     news = {m.to_phone: m.text for m in outbox(session, f"order:{order.id}:opened:%")}
     assert f"PARTICIPER {order.id} 10" in news[SN_FR_MEMBER] and f"BOKK {order.id} 10" in news[SN_WO_MEMBER]
@@ -182,7 +190,8 @@ def test_more_than_is_left_is_refused_and_cancelling_gives_it_back(client, sessi
     send(client, KE_LEADER, f"OPEN OFFER {offer.id} 80")
     order = newest(session, GroupOrder)
     send(client, KE_LEADER, f"OPEN OFFER {offer.id} 30")
-    assert "only 20" in replies(session, KE_LEADER)[-1]
+    refusal = f"Offer {offer.id} has only 20 bags of 90 kg left. Send a smaller quantity."
+    assert replies(session, KE_LEADER)[-1] == refusal
     send(client, KE_LEADER, f"CANCEL {order.id}")
     session.refresh(offer)
     session.refresh(order)

@@ -19,6 +19,7 @@ from smsgw.i18n import Text
 from smsgw.messaging.encoding import measure
 from smsgw.models import Commitment, Commodity, Contact, GroupOrder, Membership, OutboundMessage, ProducerGroup, Unit
 from smsgw.services import order_texts, orders
+from smsgw.services.quantities import quantity_phrase
 from smsgw.web.database import get_session
 from tests.test_admin_fixtures import post
 from tests.test_ussd_flows import Phone
@@ -93,11 +94,13 @@ def test_kenya_in_swahili_from_close_to_every_members_confirmation(app, client, 
     assert sw("Grade found at delivery:") in screen
     end = phone.dial(_line(screen, "C1"))
     assert end.startswith("END ") and "Oda" in end and "1 kati ya 3" in end, end
+    assert "amewasilisha magunia 11 ya kilo 50 C1." in end, end
 
     # Delivery by SMS: by position in the list, and by phone as Kenyans write it.
     send(client, KE_LEADER, f"KABIDHI {order_id} 2 8")
     send(client, KE_LEADER, f"KABIDHI {order_id} 0700000008 5 C2")
     assert "3 kati ya 3" in replies(session, KE_LEADER)[-1]
+    assert "amewasilisha magunia 5 ya kilo 50 C2." in replies(session, KE_LEADER)[-1]
     rows = _commitments(session, order_id)
     assert {p: r.delivered_quantity for p, r in rows.items()} == {KE_A: 8, KE_B: 5, KE_C: 11}
     assert rows[KE_C].delivered_grade.code == "C1" and rows[KE_B].delivered_grade.code == "C2"
@@ -118,6 +121,8 @@ def test_kenya_in_swahili_from_close_to_every_members_confirmation(app, client, 
     by_phone = {m.to_phone: m.text for m in statements}
     assert "31,900" in by_phone[KE_C] and "Oda" in by_phone[KE_C] and "haitumi pesa" in by_phone[KE_C]
     assert "moves no money" in by_phone[KE_A]  # +254700000007 reads English
+    assert "magunia 11 ya kilo 50 x KSh 3,000, ada KSh 100 kila: KSh 31,900 ni zako." in by_phone[KE_C]
+    assert "8 bags of 50 kg x KSh 3,000, less fee KSh 100 each: KSh 23,200 for you." in by_phone[KE_A]
 
     # A second SETTLE changes nothing and sends nothing more.
     send(client, KE_LEADER, f"MALIPO {order_id} 3500")
@@ -140,6 +145,7 @@ def test_kenya_in_swahili_from_close_to_every_members_confirmation(app, client, 
     screen = member.dial("3")
     screen = member.dial(_line(screen, f"#{order_id}"))
     assert "14,500" in screen and "QK1AB2CD3G" in screen, screen
+    assert f"Oda {order_id}: magunia 5 ya kilo 50, KSh 14,500 ni zako." in screen, screen
     assert member.dial("1").startswith("END Asante")
     rows = _commitments(session, order_id)
     assert {r.confirmation for r in rows.values()} == {"confirmed"}
@@ -162,6 +168,7 @@ def test_senegal_in_french_and_wolof_with_a_member_who_delivered_nothing(app, cl
     send(client, SN_LEADER, f"REGLER {order_id} 23600 hier")
     assert "LIVRE" in replies(session, SN_LEADER)[-1]  # 3 members have no delivery: how to record none
     send(client, SN_LEADER, f"LIVRE {order_id} 1 10 C1")
+    assert "a livré 10 sacs de 50 kg C1." in replies(session, SN_LEADER)[-1]
     send(client, SN_LEADER, f"LIVRE {order_id} 2 7")
     send(client, SN_LEADER, f"LIVRE {order_id} +221770000008 0")
     assert "3 sur 3" in replies(session, SN_LEADER)[-1]
@@ -175,6 +182,7 @@ def test_senegal_in_french_and_wolof_with_a_member_who_delivered_nothing(app, cl
     assert set(statements) == {SN_A, SN_B, SN_C}
     assert all(m.segments == 1 and m.encoding == "gsm7" for m in statements.values())
     assert "Komand" in statements[SN_A].text and "236" in statements[SN_A].text
+    assert "10 saaku yu 50 kg x 23.600 FCFA: 236.000 FCFA ngir yow." in statements[SN_A].text
     lang = _contact(session, SN_C).language
     assert statements[SN_C].text == Text(lang)(
         "Order %(id)s for %(crop)s is complete. No delivery was recorded for you.",
@@ -207,6 +215,7 @@ def test_input_buying_costs_each_member_the_price_plus_the_fee(app, client, sess
     assert rows[a].payout == 7000 and rows[b].payout == 10500
     text = next(m.text for m in _messages(session, f"order:{order_id}:statement:%") if m.to_phone == a)
     assert "kulipa" in text and "7,000" in text  # +254700000002 reads Swahili: "to pay"
+    assert f"Oda {order_id}: umepokea magunia 2 ya kilo 50 x KSh 3,500: KSh 7,000 kulipa." in text, text
     send(client, leader, f"REF {order_id} 1 QK9ZZ11")
     send(client, b, f"RECEIVED {order_id}")
     assert _commitments(session, order_id)[b].confirmation == "confirmed"
@@ -314,7 +323,10 @@ def test_settlement_texts_fit_one_sms_with_long_real_values() -> None:
         t = Text(lang)
         for msgid in (settlement_texts.SELL_FEE, settlement_texts.BUY_FEE, settlement_texts.SELL_REFERENCE,
                       settlement_texts.BUY_REFERENCE):
-            text = t(msgid, id="12345", date=t.date(dt.date(2026, 12, 4)), qty="1,250.5", unit="gunia 90kg",
+            # The longest quantity: a decimal count of the largest bags or of crates.
+            units = (Unit(code="bag100", factor=Decimal(100)), Unit(code="crate", factor=Decimal(64)))
+            qty = max((quantity_phrase(t, Decimal("1250.5"), unit) for unit in units), key=len)
+            text = t(msgid, id="12345", date=t.date(dt.date(2026, 12, 4)), qty=qty,
                      price=t.money(Decimal(512500), "XOF"), fee=t.money(Decimal(1250), "XOF"),
                      total=t.money(Decimal(123456789), "XOF"), ref="QK12AB34CD56EF")
             assert measure(text).units <= 160 and measure(text).encoding == "gsm7", (lang, text)

@@ -43,6 +43,7 @@ TABLE = {
         ("2", "crate", None, "2 crates of 64 kg"),
         ("500", "kg", None, "500 kilograms"),
         ("1", "tonne", None, "1 tonne"),
+        ("1.000", "tonne", "maize", "1 tonne of maize"),  # as stored: trailing zeros are not decimals
     ],
     "fr": [
         ("200", "bag90", "maize", "200 sacs de 90 kg de mais"),
@@ -90,6 +91,7 @@ TABLE = {
         ("30", "bag50", None, "magunia 30 ya kilo 50"),
         ("500", "kg", None, "kilo 500"),
         ("2", "tonne", None, "tani 2"),
+        ("1.000", "bag90", None, "gunia 1 la kilo 90"),  # as stored: trailing zeros are not decimals
     ],
     "wo": [
         ("200", "bag90", "maize", "200 saaku mboq yu 90 kg"),

@@ -174,15 +174,16 @@ def test_commits_in_any_unit_change_and_withdraw_keep_the_total_exact(session) -
     ]
     sent = outbox(session, order)
     assert sent[f"order:{order.id}:commit:u2"].text == (
-        f"Order {order.id}: you committed 450 kg of Mahindi. Group total 15/100 gunia 90kg."
+        f"Order {order.id}: you committed 450 kilograms of mahindi. Group total 15/100 bags of 90 kg."
     )
     assert sent[f"order:{order.id}:commit:u3"].to_phone == JOHN
-    assert "26.1/100 90kg bag" in sent[f"order:{order.id}:commit:u3"].text
+    assert sent[f"order:{order.id}:commit:u3"].text == (
+        f"Order {order.id}: you committed 1 tonne of maize. Group total 26.1/100 bags of 90 kg."
+    )
     withdrawn = sent[f"order:{order.id}:withdraw:u5"]
-    assert (
-        withdrawn.purpose == "receipt"
-        and "450 kg" in withdrawn.text
-        and "15.1/100" in withdrawn.text
+    assert withdrawn.purpose == "receipt" and withdrawn.text == (
+        f"Order {order.id}: your commitment of 450 kilograms of mahindi is withdrawn. "
+        "Group total 15.1/100 bags of 90 kg."
     )
 
 
@@ -195,7 +196,9 @@ def test_a_repeated_event_sends_one_receipt(session) -> None:
         )
     assert result.total == Decimal("2.5") and result.members == 1
     assert list(outbox(session, order, "commit")) == [f"order:{order.id}:commit:dup"]
-    assert "2.5 gunia 90kg" in outbox(session, order, "commit")[f"order:{order.id}:commit:dup"].text
+    assert "you committed 2.5 bags of 90 kg of mahindi." in outbox(session, order, "commit")[
+        f"order:{order.id}:commit:dup"
+    ].text
 
 
 @pytest.mark.parametrize(
@@ -285,8 +288,8 @@ def test_close_refuses_later_commits_and_tells_committed_members(session) -> Non
         f"order:{order.id}:closed:{mary.id}",
     }
     assert sent[f"order:{order.id}:closed:{mary.id}"].text == (
-        f"Order {order.id} closed: group total 22 gunia 90kg of Mahindi. "
-        "Your part: 900 kg. Your leader will arrange delivery."
+        f"Order {order.id} closed: group total 22 bags of 90 kg of mahindi. "
+        "Your part: 900 kilograms. Your leader will arrange delivery."
     )
     with refused("not_open"):
         orders.commit(
@@ -311,7 +314,10 @@ def test_cancel_open_or_closed_tells_committed_members(session) -> None:
         assert orders.cancel(session, order.id, leader, now=utcnow()).status == "cancelled"
         sent = outbox(session, order, "cancelled")
         assert list(sent) == [f"order:{order.id}:cancelled:{peter.id}"]
-        assert "cancelled" in sent[f"order:{order.id}:cancelled:{peter.id}"].text
+        assert sent[f"order:{order.id}:cancelled:{peter.id}"].text == (
+            f"Order {order.id} for Mahindi is cancelled by the group leader. "
+            "Your commitment of 2 bags of 90 kg is no longer part of a group order."
+        )
         with refused("not_open"):
             orders.cancel(session, order.id, leader, now=utcnow())
 
@@ -358,8 +364,9 @@ def test_fulfil_records_deliveries_and_tells_members(session) -> None:
     assert sent[f"order:{order.id}:fulfilled:{john.id}"].text == (
         f"Order {order.id} for Maize is complete. No delivery was recorded for you."
     )
-    assert "KSh 4,400" in sent[f"order:{order.id}:fulfilled:{peter.id}"].text
-    assert "KSh 41,800" in sent[f"order:{order.id}:fulfilled:{peter.id}"].text
+    assert sent[f"order:{order.id}:fulfilled:{peter.id}"].text == (
+        f"Order {order.id} done: you delivered 9.5 bags of 90 kg of mahindi at KSh 4,400 each. Total: KSh 41,800."
+    )
     with refused("not_open"):
         orders.cancel(session, order.id, leader, now=utcnow())
 

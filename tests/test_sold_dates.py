@@ -241,7 +241,8 @@ def test_ussd_asks_the_day_and_stores_yesterdays_sale(client, session, today) ->
     assert "When did you sell?" in phone.dial("4", "1", "1", "10")  # sale -> maize -> 90 kg bag -> 10
     summary = phone.dial("2", "4300", "1")  # yesterday -> price -> trader
     yesterday = today - dt.timedelta(days=1)
-    assert f"on {Text('en').full_date(yesterday, today)}." in summary, summary
+    said = f"Sold 10 bags of 90 kg of maize at KSh 4,300 each on {Text('en').full_date(yesterday, today)}."
+    assert said in summary, summary
     assert phone.dial("1").startswith("END Thank you")
     [sale] = ussd_sales(session)
     assert (sale.sold_on, sale.quantity, sale.price) == (yesterday, 10, 4300)

@@ -99,9 +99,10 @@ def test_a_price_screen_with_no_price_records_no_look_up(client, session) -> Non
 
 def test_sale_report_is_stored_once_with_per_kg_price(client, session) -> None:
     phone = Phone(client, LEADER)
-    phone.dial(
+    summary = phone.dial(
         "4", "1", "1", "10", "1", "4300", "1"
     )  # sale -> maize -> 90kg bag -> 10 -> today -> 4300 -> trader
+    assert "Sold 10 bags of 90 kg of maize at KSh 4,300 each." in summary, summary
     end = phone.dial("1")
     assert end.startswith("END Thank you"), end
     phone.repeat()
@@ -152,7 +153,8 @@ def test_leader_opens_member_commits_leader_closes(client, session) -> None:
     member = Phone(client, MEMBER)
     listing = member.dial("3")  # Group orders, in the member's own language (Swahili)
     number = _menu_number(listing, f"#{order.id}")
-    member.dial(number, "1", "15")
+    confirm = member.dial(number, "1", "15")
+    assert f"Ahidi magunia 15 ya kilo 90 kwa oda {order.id}?" in confirm, confirm
     end = member.dial("1")
     assert "15/200" in end and end.startswith("END "), end
     member.repeat()
@@ -182,6 +184,15 @@ def test_leader_opens_member_commits_leader_closes(client, session) -> None:
         if m.to_phone == MEMBER and m.idempotency_key.startswith(f"order:{order.id}:closed:")
     ]
     assert len(closing) == 1 and "15" in closing[0].text, [m.text for m in receipts]
+    assert (
+        f"Oda {order.id} imefungwa: jumla ya kikundi magunia 15 ya kilo 90 ya mahindi. "
+        "Sehemu yako: magunia 15 ya kilo 90." in closing[0].text
+    ), closing[0].text
+    [receipt] = [m for m in receipts if m.idempotency_key.startswith(f"order:{order.id}:commit:")]
+    assert receipt.text == (
+        f"Oda {order.id}: umeahidi magunia 15 ya kilo 90 ya mahindi. "
+        "Jumla ya kikundi 15 kati ya magunia 200 ya kilo 90."
+    )
 
 
 def test_dropped_sale_report_resumes(client, session) -> None:

@@ -31,6 +31,7 @@ from smsgw.messaging import outbox
 from smsgw.models import Buyer, BuyOffer, Commodity, Contact, GroupOrder, ProducerGroup, Unit
 from smsgw.services import offers, orders
 from smsgw.services.buyers import buyer_country
+from smsgw.services.quantities import quantity_phrase
 
 TAKE_ERRORS = frozenset({
     "not_found", "not_open", "wrong_country", "wrong_currency", "too_much", "not_leader", "bad_quantity",
@@ -124,7 +125,7 @@ def take_offer(
 
 
 TAKEN_SMS = N_(
-    "%(group)s takes %(qty)s %(unit)s of your offer %(offer)s (%(crop)s at %(price)s): order %(id)s. "
+    "%(group)s takes %(qty)s of your offer %(offer)s (%(crop)s at %(price)s): order %(id)s. "
     "Left: %(left)s."
 )
 
@@ -136,7 +137,7 @@ def _tell_buyer(session: so.Session, offer: BuyOffer, order: GroupOrder, group: 
         return
     t = Text(contact.language)
     text = t(
-        TAKEN_SMS, group=group.name[:24], qty=t.number(order.target_quantity), unit=offer.unit.label(t.lang),
+        TAKEN_SMS, group=group.name[:24], qty=quantity_phrase(t, order.target_quantity, offer.unit),
         offer=offer.id, crop=offer.commodity.short(t.lang), price=t.money(offer.price, offer.currency),
         id=order.id, left=t.number(offers.remaining(offer)),
     )

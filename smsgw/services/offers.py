@@ -39,6 +39,7 @@ from smsgw.models import (
 )
 from smsgw.services import prices
 from smsgw.services.buyers import buyer_country, buyer_currency
+from smsgw.services.quantities import quantity_phrase
 
 # Defaults of the settings OFFER_MATCH_KM and OFFER_PRICE_BAND.
 DEFAULT_MATCH_KM = 150.0
@@ -313,11 +314,11 @@ def reference_for(
 
 
 OFFER_SMS = N_(
-    "Offer %(id)s: %(buyer)s buys %(qty)s %(unit)s %(crop)s%(grade)s at %(price)s at %(place)s until %(date)s. "
+    "Offer %(id)s: %(buyer)s buys %(qty)s%(grade)s at %(price)s at %(place)s until %(date)s. "
     "Take it: OPEN OFFER %(id)s <qty>"
 )
 QUOTE_SMS = N_(
-    "Quote %(id)s: %(buyer)s sells %(qty)s %(unit)s %(crop)s at %(price)s at %(place)s until %(date)s. "
+    "Quote %(id)s: %(buyer)s sells %(qty)s at %(price)s at %(place)s until %(date)s. "
     "Order: OPEN OFFER %(id)s <qty>"
 )
 
@@ -329,9 +330,7 @@ def offer_sms(t: Text, offer: BuyOffer) -> str:
     values = {
         "id": offer.id,
         "buyer": offer.buyer.name[:24],
-        "qty": t.number(remaining(offer)),
-        "unit": offer.unit.label(t.lang),
-        "crop": offer.commodity.short(t.lang),
+        "qty": quantity_phrase(t, remaining(offer), offer.unit, offer.commodity),
         "grade": grade,
         "price": t.money(offer.price, offer.currency),
         "place": where.short_name if where else offer.delivery_place[:16],

@@ -21,9 +21,17 @@ def quantity(t: Text, value: Decimal, most: int = 3) -> str:
     return t.number(value, max(0, -exponent) if isinstance(exponent, int) else 0)
 
 
-def in_order_unit(t: Text, order: GroupOrder, value: Decimal) -> str:
-    """``16.1 90kg bag``: a group figure, one decimal at most (not 16.111), with its unit."""
-    return f"{quantity(t, value, 1)} {order.unit.label(t.lang)}"
+def in_order_unit(t: Text, order: GroupOrder, value: Decimal, with_crop: bool = False) -> str:
+    """``16.1 bags of 90 kg`` (``of maize G1`` too ``with_crop``): a group figure in the
+    order's unit, one decimal at most (not 16.111)."""
+    value = value.quantize(Decimal("0.1"), decimal.ROUND_HALF_UP)
+    return of_crop(t, order, value) if with_crop else quantity_phrase(t, value, order.unit)
+
+
+def of_crop(t: Text, order: GroupOrder, value: Decimal, unit: Unit | None = None) -> str:
+    """``500 bags of 90 kg of maize G1``: a quantity of the order's crop, with its grade."""
+    phrase = quantity_phrase(t, value, unit or order.unit, order.commodity)
+    return f"{phrase} {order.grade.code}" if order.grade else phrase
 
 
 def crop(order: GroupOrder, lang: str) -> str:
@@ -35,11 +43,8 @@ def crop(order: GroupOrder, lang: str) -> str:
 def announcement(t: Text, order: GroupOrder) -> str:
     """A new order, for the group's other members: what, how much, price, until when."""
     zone = ZoneInfo(order.group.market.timezone if order.group.market else "UTC")
-    phrase = quantity_phrase(t, order.target_quantity, order.unit, order.commodity)
-    if order.grade:
-        phrase = f"{phrase} {order.grade.code}"
-    values = {"id": order.id, "qty": phrase, "date": t.date(order.deadline.astimezone(zone).date())}
-    values["ussd"] = USSD_CODE
+    values = {"id": order.id, "qty": of_crop(t, order, order.target_quantity),
+              "date": t.date(order.deadline.astimezone(zone).date()), "ussd": USSD_CODE}
     if order.kind == "sell":
         head = t("New group order %(id)s: we sell %(qty)s.", **values)
         tail = t("Commit by %(date)s: send JOIN %(id)s 10 (your quantity) or dial %(ussd)s.", **values)
@@ -65,25 +70,22 @@ def announcement(t: Text, order: GroupOrder) -> str:
 
 def receipt(t: Text, order: GroupOrder, msgid: str, amount: Decimal, unit: Unit) -> str:
     """A member's receipt for a commitment or withdrawal (``msgid``), with the group total."""
-    return t(msgid, id=order.id, qty=quantity(t, amount), unit=unit.label(t.lang),
-             crop=crop(order, t.lang), total=quantity(t, order.committed_total, 1),
+    return t(msgid, id=order.id, qty=of_crop(t, order, amount, unit), total=quantity(t, order.committed_total, 1),
              target=in_order_unit(t, order, order.target_quantity))
 
 
 def closed(t: Text, order: GroupOrder, item: Commitment) -> str:
     """The order is closed: the group total and the member's part."""
-    return t("Order %(id)s closed: group total %(total)s of %(crop)s. "
-             "Your part: %(qty)s %(unit)s. Your leader will arrange delivery.",
-             id=order.id, total=in_order_unit(t, order, order.committed_total),
-             crop=crop(order, t.lang), qty=quantity(t, item.quantity), unit=item.unit.label(t.lang))
+    return t("Order %(id)s closed: group total %(total)s. Your part: %(qty)s. Your leader will arrange delivery.",
+             id=order.id, total=in_order_unit(t, order, order.committed_total, with_crop=True),
+             qty=quantity_phrase(t, item.quantity, item.unit))
 
 
 def cancelled(t: Text, order: GroupOrder, item: Commitment) -> str:
     """The leader cancelled the order: the member's quantity is free again."""
     return t("Order %(id)s for %(crop)s is cancelled by the group leader. "
-             "Your %(qty)s %(unit)s is no longer part of a group order.",
-             id=order.id, crop=crop(order, t.lang), qty=quantity(t, item.quantity),
-             unit=item.unit.label(t.lang))
+             "Your commitment of %(qty)s is no longer part of a group order.",
+             id=order.id, crop=crop(order, t.lang), qty=quantity_phrase(t, item.quantity, item.unit))
 
 
 def fulfilment(t: Text, order: GroupOrder, item: Commitment) -> str:
@@ -93,12 +95,11 @@ def fulfilment(t: Text, order: GroupOrder, item: Commitment) -> str:
         return t("Order %(id)s for %(crop)s is complete. No delivery was recorded for you.",
                  id=order.id, crop=crop(order, t.lang))
     values = {
-        "id": order.id, "qty": quantity(t, amount), "unit": order.unit.label(t.lang),
-        "crop": crop(order, t.lang), "price": t.money(price, order.currency),
+        "id": order.id, "qty": of_crop(t, order, amount), "price": t.money(price, order.currency),
         "total": t.money((amount * price).quantize(CENTS), order.currency),
     }
     if order.kind == "sell":
-        return t("Order %(id)s done: you delivered %(qty)s %(unit)s of %(crop)s at %(price)s each. "
+        return t("Order %(id)s done: you delivered %(qty)s at %(price)s each. "
                  "Total: %(total)s.", **values)
-    return t("Order %(id)s done: you received %(qty)s %(unit)s of %(crop)s at %(price)s each. "
+    return t("Order %(id)s done: you received %(qty)s at %(price)s each. "
              "Total: %(total)s.", **values)

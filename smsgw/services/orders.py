@@ -256,7 +256,7 @@ def _change(
         quantity, unit, after = existing.quantity, existing.unit, Decimal(0)
         session.delete(existing)
         event, msgid = "withdraw", N_(
-            "Order %(id)s: your %(qty)s %(unit)s of %(crop)s is withdrawn. "
+            "Order %(id)s: your commitment of %(qty)s is withdrawn. "
             "Group total %(total)s/%(target)s."
         )
     else:
@@ -272,7 +272,7 @@ def _change(
         else:
             existing.quantity, existing.unit_id, existing.order_quantity = quantity, unit.id, after
         event, msgid = "commit", N_(
-            "Order %(id)s: you committed %(qty)s %(unit)s of %(crop)s. "
+            "Order %(id)s: you committed %(qty)s. "
             "Group total %(total)s/%(target)s."
         )
     # The locked row's total plus this change: no other transaction can move it before

@@ -77,10 +77,16 @@ def crop_word(commodity: Commodity, lang: str) -> str:
     return name
 
 
+def _visible(value: decimal.Decimal) -> decimal.Decimal:
+    """``value`` as it is written: three decimals at most, no trailing zeros. A stored
+    ``1.000`` is ``1``, so it takes the singular (CLDR counts visible decimals)."""
+    exact = value.quantize(decimal.Decimal("0.001")).normalize()
+    return exact.quantize(decimal.Decimal(1)) if exact == exact.to_integral_value() else exact
+
+
 def _number(t: Text, value: decimal.Decimal) -> str:
-    exact = decimal.Decimal(value).quantize(decimal.Decimal("0.001")).normalize()
-    exponent = exact.as_tuple().exponent
-    return t.number(exact, max(0, -exponent) if isinstance(exponent, int) else 0)
+    exponent = value.as_tuple().exponent
+    return t.number(value, max(0, -exponent) if isinstance(exponent, int) else 0)
 
 
 def quantity_phrase(
@@ -88,7 +94,7 @@ def quantity_phrase(
 ) -> str:
     """``200 bags of 90 kg of maize`` / ``200 sacs de 100 kg d'arachide`` /
     ``magunia 200 ya kilo 90 ya mahindi``; without ``commodity``, just the quantity."""
-    value = decimal.Decimal(value)
+    value = _visible(decimal.Decimal(value))
     kind, size = unit_kind(unit)
     table = WITH_CROP if commodity is not None else BARE
     singular, plural = table[kind]

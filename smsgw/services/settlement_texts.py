@@ -10,15 +10,16 @@ from decimal import Decimal
 
 from smsgw.i18n import N_, Text
 from smsgw.models import Commitment, Contact, GroupOrder
-from smsgw.services.order_texts import crop, quantity
+from smsgw.services.order_texts import crop
+from smsgw.services.quantities import quantity_phrase
 
-SELL_FEE = N_("Order %(id)s paid %(date)s: %(qty)s %(unit)s x %(price)s, less fee %(fee)s each: "
+SELL_FEE = N_("Order %(id)s paid %(date)s: %(qty)s x %(price)s, less fee %(fee)s each: "
               "%(total)s for you. smsgw keeps the record, moves no money.")
-SELL = N_("Order %(id)s paid %(date)s: %(qty)s %(unit)s x %(price)s: %(total)s for you. "
+SELL = N_("Order %(id)s paid %(date)s: %(qty)s x %(price)s: %(total)s for you. "
           "smsgw keeps the record, moves no money.")
-BUY_FEE = N_("Order %(id)s: you got %(qty)s %(unit)s x %(price)s, plus fee %(fee)s each: "
+BUY_FEE = N_("Order %(id)s: you got %(qty)s x %(price)s, plus fee %(fee)s each: "
              "%(total)s to pay. smsgw keeps the record, moves no money.")
-BUY = N_("Order %(id)s: you got %(qty)s %(unit)s x %(price)s: %(total)s to pay. "
+BUY = N_("Order %(id)s: you got %(qty)s x %(price)s: %(total)s to pay. "
          "smsgw keeps the record, moves no money.")
 NOTHING = N_("Order %(id)s for %(crop)s is complete. No delivery was recorded for you.")
 SELL_REFERENCE = N_("Order %(id)s: your leader paid you %(total)s, ref %(ref)s. "
@@ -35,7 +36,7 @@ def statement(t: Text, order: GroupOrder, item: Commitment) -> str:
         return t(NOTHING, id=order.id, crop=crop(order, t.lang))
     fee = order.fee_per_unit or Decimal(0)
     values = {
-        "id": order.id, "qty": quantity(t, delivered), "unit": order.unit.label(t.lang),
+        "id": order.id, "qty": quantity_phrase(t, delivered, order.unit),
         "price": t.money(order.final_price, order.currency), "fee": t.money(fee, order.currency),
         "total": t.money(item.payout, order.currency),
         "date": t.date(order.paid_on) if order.paid_on else "-",

@@ -14,6 +14,7 @@ from smsgw.db import utcnow
 from smsgw.i18n import N_, Text
 from smsgw.models import Buyer, BuyOffer, Commodity, Contact, Grade, Market, ProducerGroup, Unit
 from smsgw.services import buyers, catalog, offer_matching, offers, orders
+from smsgw.services.quantities import quantity_phrase
 
 DEFAULT_DAYS = 14
 # An order opened on an offer without a deadline runs a week, as OPEN SELL does.
@@ -32,7 +33,7 @@ TAKE_ERRORS = {
     "wrong_currency": N_(
         "Offer %(id)s is paid in %(currency)s, not in your group's currency. Your group cannot take it."
     ),
-    "too_much": N_("Offer %(id)s has only %(left)s %(unit)s left. Send a smaller quantity."),
+    "too_much": N_("Offer %(id)s has only %(left)s left. Send a smaller quantity."),
     "wrong_crop": N_("Your group does not grow the crop of offer %(id)s."),
     "too_far": N_("Your group is too far from the delivery market of offer %(id)s."),
 }
@@ -110,8 +111,8 @@ def _offer(request: Request) -> str:
 def receipt(t: Text, request: Request, offer: BuyOffer) -> str:
     """The buyer's receipt: posted (with how many groups heard), or waiting for YES."""
     values = {
-        "id": offer.id, "qty": t.number(offer.quantity), "unit": offer.unit.label(t.lang),
-        "crop": offer.commodity.short(t.lang), "price": t.money(offer.price, offer.currency),
+        "id": offer.id, "qty": quantity_phrase(t, offer.quantity, offer.unit, offer.commodity),
+        "price": t.money(offer.price, offer.currency),
         "date": t.date(offer.window_end),
     }
     if offer.status == "pending":
@@ -124,7 +125,7 @@ def receipt(t: Text, request: Request, offer: BuyOffer) -> str:
         )
     groups = len(offers.groups_for(request.db, offer, request.settings))
     return t(
-        "Offer %(id)s posted: %(qty)s %(unit)s %(crop)s at %(price)s until %(date)s. Groups told: %(count)s.",
+        "Offer %(id)s posted: %(qty)s at %(price)s until %(date)s. Groups told: %(count)s.",
         count=groups, **values,
     )
 
@@ -209,7 +210,7 @@ def take_error(t: Text, error: offer_matching.TakeError) -> str:
     offer = error.offer
     values: dict[str, object] = {"id": offer.id if offer else ""}
     if offer is not None:
-        values.update(currency=offer.currency, left=t.number(offers.remaining(offer)), unit=offer.unit.label(t.lang))
+        values.update(currency=offer.currency, left=quantity_phrase(t, offers.remaining(offer), offer.unit))
     return t(TAKE_ERRORS.get(error.code, TAKE_ERRORS["not_found"]), **values)
 
 

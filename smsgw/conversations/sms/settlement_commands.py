@@ -23,7 +23,7 @@ from smsgw.conversations.sms.keywords import (
 from smsgw.db import utcnow
 from smsgw.i18n import N_, Text
 from smsgw.services import orders, settlement
-from smsgw.services.order_texts import quantity
+from smsgw.services.quantities import quantity_phrase
 
 SETTLEMENT_ERRORS = {
     "not_closed": N_("Close the order first: deliveries and payouts come after close."),
@@ -41,7 +41,7 @@ SETTLEMENT_ERRORS = {
 DELIVERED_FORMAT = N_("Format: DELIVERED <order> <member number or phone> <quantity> [grade]")
 SETTLE_FORMAT = N_("Format: SETTLE <order> <final price> [date paid, like 4/12]")
 REF_FORMAT = N_("Format: REF <order> <member number or phone> <payment code>")
-DELIVERED = N_("Order %(id)s: %(name)s delivered %(qty)s %(unit)s. Deliveries recorded: %(n)s of %(count)s.")
+DELIVERED = N_("Order %(id)s: %(name)s delivered %(qty)s. Deliveries recorded: %(n)s of %(count)s.")
 SETTLED = N_("Order %(id)s settled: %(count)s members, %(total)s in all. Statements sent. "
              "Send REF %(id)s <member> <code> for each payment.")
 REFERENCE = N_("Order %(id)s: payment ref %(ref)s for %(name)s recorded. They are asked to confirm.")
@@ -125,11 +125,10 @@ def _delivered(request: Request) -> str:
     except orders.OrderError as error:
         return refused(t, error, order_id)
     done, count = settlement.delivery_progress(request.db, item.order)
-    unit = item.order.unit.label(t.lang)
+    qty = quantity_phrase(t, item.delivered_quantity or Decimal(0), item.order.unit)
     if item.delivered_grade is not None:
-        unit = f"{unit} {item.delivered_grade.code}"
-    return t(DELIVERED, id=order_id, name=item.contact.name or item.contact.phone,
-             qty=quantity(t, item.delivered_quantity or Decimal(0)), unit=unit, n=done, count=count)
+        qty = f"{qty} {item.delivered_grade.code}"
+    return t(DELIVERED, id=order_id, name=item.contact.name or item.contact.phone, qty=qty, n=done, count=count)
 
 
 def _settle(request: Request) -> str:

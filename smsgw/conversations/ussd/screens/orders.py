@@ -14,6 +14,7 @@ from smsgw.conversations.ussd.widgets import ConfirmScreen, ListScreen, NumberSc
 from smsgw.db import utcnow
 from smsgw.models import GroupOrder
 from smsgw.services import orders, settlement
+from smsgw.services.quantities import quantity_phrase
 
 
 def order_of(ctx: Ctx, params: dict[str, Any]) -> GroupOrder:
@@ -99,9 +100,8 @@ class OrderConfirm(ConfirmScreen):
         order = order_of(ctx, params)
         qty = decimal.Decimal(params["qty"])
         return ctx.t(
-            "Commit %(qty)s %(unit)s to order %(id)s?",
-            qty=texts.quantity(ctx.t, qty),
-            unit=order.unit.label(ctx.lang),
+            "Commit %(qty)s to order %(id)s?",
+            qty=quantity_phrase(ctx.t, qty, order.unit),
             id=order.id,
         )
 

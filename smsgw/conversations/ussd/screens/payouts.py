@@ -15,9 +15,10 @@ from smsgw.i18n import N_
 from smsgw.models import Commitment, Contact, Grade
 from smsgw.services import orders, settlement
 from smsgw.services.order_texts import quantity
+from smsgw.services.quantities import quantity_phrase
 
-PAYOUT = N_("Order %(id)s: %(qty)s %(unit)s, %(total)s for you. Ref %(ref)s.")
-COST = N_("Order %(id)s: %(qty)s %(unit)s, %(total)s to pay. Ref %(ref)s.")
+PAYOUT = N_("Order %(id)s: %(qty)s, %(total)s for you. Ref %(ref)s.")
+COST = N_("Order %(id)s: %(qty)s, %(total)s to pay. Ref %(ref)s.")
 
 
 def _name(contact: Contact) -> str:
@@ -92,9 +93,8 @@ def record_delivery(ctx: Ctx, params: dict[str, Any], grade: int | None) -> End:
         return End(refused(ctx.t, error, params["order"]))
     order = order_of(ctx, params)
     member = ctx.db.get_one(Contact, params["member"])
-    unit = order.unit.label(ctx.lang) + (f" {code}" if code else "")
-    return End(ctx.t(DELIVERED, id=order.id, name=_name(member), qty=quantity(ctx.t, decimal.Decimal(params["qty"])),
-                     unit=unit, n=done, count=count))
+    qty = quantity_phrase(ctx.t, decimal.Decimal(params["qty"]), order.unit) + (f" {code}" if code else "")
+    return End(ctx.t(DELIVERED, id=order.id, name=_name(member), qty=qty, n=done, count=count))
 
 
 @screen("leader_delivery_grade")
@@ -128,7 +128,7 @@ class OrderPayout(Screen):
         message = PAYOUT if order.kind == "sell" else COST
         summary = ctx.t(
             message, id=order.id,
-            qty=quantity(ctx.t, mine.delivered_quantity or decimal.Decimal(0)), unit=order.unit.label(ctx.lang),
+            qty=quantity_phrase(ctx.t, mine.delivered_quantity or decimal.Decimal(0), order.unit),
             total=ctx.t.money(mine.payout, order.currency), ref=mine.payment_reference or "-",
         )
         return menu_text(ctx, summary, [ctx.t("Confirm"), ctx.t("Dispute")])

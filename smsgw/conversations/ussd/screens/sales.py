@@ -21,6 +21,7 @@ from smsgw.conversations.ussd.widgets import (
 from smsgw.i18n import N_
 from smsgw.models import Commodity, Market, Unit
 from smsgw.services import sales
+from smsgw.services.quantities import quantity_phrase
 
 BUYERS = [
     ("farm_gate_trader", N_("Trader at farm gate")),
@@ -229,17 +230,13 @@ class SaleConfirm(ConfirmScreen):
     def summary(self, ctx: Ctx, params: dict[str, Any]) -> str:
         day = _day(ctx, params)
         message = (
-            N_("Sold %(qty)s %(unit)s %(crop)s at %(price)s each.")
+            N_("Sold %(qty)s at %(price)s each.")
             if day == ctx.today
-            else N_("Sold %(qty)s %(unit)s %(crop)s at %(price)s each on %(date)s.")
+            else N_("Sold %(qty)s at %(price)s each on %(date)s.")
         )
         return ctx.t(
             message,
-            qty=ctx.t.number(
-                decimal.Decimal(params["qty"]), 0 if decimal.Decimal(params["qty"]) % 1 == 0 else 1
-            ),
-            unit=_unit(ctx, params).label(ctx.lang),
-            crop=_crop(ctx, params).name(ctx.lang),
+            qty=quantity_phrase(ctx.t, decimal.Decimal(params["qty"]), _unit(ctx, params), _crop(ctx, params)),
             price=ctx.t.money(decimal.Decimal(params["price"]), _home(ctx).currency),
             date=ctx.t.full_date(day, ctx.today),
         )
