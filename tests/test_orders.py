@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from smsgw.conversations.reminders import send_reminders
 from smsgw.db import utcnow
 from smsgw.messaging.encoding import measure
 from smsgw.models import (
@@ -403,6 +404,16 @@ def test_reminders_go_to_members_not_yet_in_orders_closing_within_a_day(session)
         order is later
         for order, _ in orders.reminders_due(session, utcnow() + dt.timedelta(days=2, hours=1))
     )
+
+
+def test_a_reminder_says_the_group_total_against_the_target_in_words(session) -> None:
+    soon = maize_order(session, days=0.8)
+    orders.commit(session, soon.id, contact(session, PETER), Decimal(5), now=utcnow(), event_key="r2")
+    assert send_reminders(session, utcnow()) == 4
+    texts = {key.rsplit(":", 1)[1]: row.text for key, row in outbox(session, soon, "reminder").items()}
+    assert texts[str(contact(session, MARY).id)].endswith(
+        f"Group has 5/100 bags of 90 kg. Reply JOIN {soon.id} and your quantity."
+    ), texts
 
 
 def test_opted_out_members_get_no_sms_but_may_commit(session) -> None:

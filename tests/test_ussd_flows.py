@@ -156,7 +156,8 @@ def test_leader_opens_member_commits_leader_closes(client, session) -> None:
     confirm = member.dial(number, "1", "15")
     assert f"Ahidi magunia 15 ya kilo 90 kwa oda {order.id}?" in confirm, confirm
     end = member.dial("1")
-    assert "15/200" in end and end.startswith("END "), end
+    assert end == f"END Tayari. Jumla ya kikundi kwa oda {order.id} sasa ni 15 kati ya magunia 200 ya kilo 90. " \
+        "Utapokea risiti kwa SMS.", end
     member.repeat()
     session.refresh(order)
     assert order.committed_total == 15

@@ -10,6 +10,7 @@ from smsgw.conversations.texts import quantity
 from smsgw.i18n import Text
 from smsgw.messaging import outbox
 from smsgw.services.orders import reminders_due, totals
+from smsgw.services.quantities import quantity_phrase
 
 
 def send_reminders(session: so.Session, now: dt.datetime) -> int:
@@ -19,14 +20,13 @@ def send_reminders(session: so.Session, now: dt.datetime) -> int:
         t = Text(member.language)
         progress = totals(session, order)
         text = t(
-            "Reminder: order %(id)s (%(crop)s) closes %(date)s. Group has %(total)s/%(target)s %(unit)s. Reply JOIN "
+            "Reminder: order %(id)s (%(crop)s) closes %(date)s. Group has %(total)s/%(target)s. Reply JOIN "
             "%(id)s and your quantity.",
             id=order.id,
             crop=order.commodity.short(t.lang),
             date=t.date(order.deadline.date()),
             total=quantity(t, progress.total),
-            target=quantity(t, progress.target),
-            unit=order.unit.label(t.lang),
+            target=quantity_phrase(t, progress.target, order.unit),
         )
         outbox.enqueue(
             session,

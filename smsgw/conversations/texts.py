@@ -9,6 +9,7 @@ from smsgw.messaging.encoding import normalize
 from smsgw.models import Subscription
 from smsgw.services import prices
 from smsgw.services.prices import Quote
+from smsgw.services.quantities import quantity_phrase
 from smsgw.services.subscriptions import MAX_ALERTS
 
 
@@ -141,11 +142,10 @@ def order_summary(t: Text, order, totals, mine, reference=None) -> str:
 def total_now(t: Text, order, total) -> str:
     """The END screen after a commitment changes."""
     return t(
-        "Done. Group total for order %(id)s is now %(total)s/%(target)s %(unit)s. An SMS receipt follows.",
+        "Done. Group total for order %(id)s is now %(total)s/%(target)s. An SMS receipt follows.",
         id=order.id,
         total=quantity(t, total),
-        target=quantity(t, order.target_quantity),
-        unit=order.unit.label(t.lang),
+        target=quantity_phrase(t, order.target_quantity, order.unit),
     )
 
 
