@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from babel.messages.pofile import read_po
 
 from smsgw.config import PROJECT_ROOT
+from smsgw.db import utcnow
 from smsgw.models import Market, MarketAlias, OutboundMessage
 
 _ids = itertools.count()
@@ -20,7 +21,7 @@ KENYA, SENEGAL_FR, SENEGAL_WO = "+254700000001", "+221770000002", "+221770000001
 
 def _reply(client, session, phone: str, text: str) -> str:
     client.post("/at/sms", data={"from": phone, "to": "22384", "text": text, "id": f"words-{next(_ids)}",
-                                 "date": "2026-11-22 06:00:00", "linkId": ""})
+                                 "date": utcnow().strftime("%Y-%m-%d %H:%M:%S"), "linkId": ""})
     return session.scalars(
         sa.select(OutboundMessage.text).where(OutboundMessage.to_phone == phone, OutboundMessage.purpose == "reply")
         .order_by(OutboundMessage.id.desc())

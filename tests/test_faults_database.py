@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from smsgw import create_app
 from smsgw.conversations.ussd.session import apology
-from smsgw.db import Database
+from smsgw.db import Database, utcnow
 from smsgw.models import InboundMessage, OutboundMessage, UssdSession
 from tests.support.databases import fresh_database
 from tests.support.server import AppServer
@@ -47,7 +47,8 @@ def proxied(tmp_path) -> Iterator[tuple[TcpProxy, AppServer, Database]]:
 
 
 def _sms(server: AppServer, gateway_id: str) -> requests.Response:
-    fields = {"from": FARMER, "to": "22384", "text": "PRICE MAIZE", "id": gateway_id, "date": "2026-11-22 06:00:00"}
+    fields = {"from": FARMER, "to": "22384", "text": "PRICE MAIZE", "id": gateway_id,
+              "date": utcnow().strftime("%Y-%m-%d %H:%M:%S")}
     return requests.post(f"{server.url}/at/sms", data=fields, timeout=30)
 
 

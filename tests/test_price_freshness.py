@@ -14,6 +14,7 @@ import itertools
 import pytest
 import sqlalchemy as sa
 
+from smsgw.db import utcnow
 from smsgw.models import Commodity, Contact, Market, OutboundMessage, PriceObservation, Subscription
 from smsgw.services import prices
 from smsgw.services.bulletin_texts import daily_text
@@ -47,7 +48,7 @@ def _only_price(session, crop: str, market: str, day: dt.date, amount: str) -> N
 
 def _sms(client, session, text: str) -> str:
     client.post("/at/sms", data={"from": FARMER, "to": "22384", "text": text, "id": f"fresh-{next(_ids)}",
-                                 "date": "2026-11-22 06:00:00", "linkId": ""})
+                                 "date": utcnow().strftime("%Y-%m-%d %H:%M:%S"), "linkId": ""})
     return session.scalars(
         sa.select(OutboundMessage.text).where(OutboundMessage.to_phone == FARMER, OutboundMessage.purpose == "reply")
         .order_by(OutboundMessage.id.desc())

@@ -137,10 +137,10 @@ def today(settings) -> dt.date:
     return utcnow().astimezone(ZoneInfo(settings["SMSGW_TIMEZONE"])).date()
 
 
-def send(client, phone: str, text: str) -> None:
-    """One inbound SMS as AT posts it, dated now."""
+def send(client, phone: str, text: str, sent: dt.datetime | None = None) -> None:
+    """One inbound SMS as AT posts it, dated ``sent`` (default now) in AT's ``date`` field."""
     response = client.post("/at/sms", data={
-        "from": phone, "to": "22384", "text": text, "date": utcnow().strftime("%Y-%m-%d %H:%M:%S"),
+        "from": phone, "to": "22384", "text": text, "date": (sent or utcnow()).strftime("%Y-%m-%d %H:%M:%S"),
         "id": f"sold-{next(_ids)}", "linkId": "",
     })
     assert response.status_code == 200
@@ -189,6 +189,24 @@ def test_without_a_day_the_sale_is_today(client, session, today) -> None:
     [sale] = sms_sales(session, FARMER)
     assert sale.sold_on == today
     assert last_reply(session, FARMER).startswith("Thank you. Sale recorded: ")
+
+
+def test_a_late_sms_counts_from_the_day_it_was_sent(client, session, settings, today) -> None:
+    # AT delivers an SMS sent two days ago (its retries, or ours while the database was
+    # down): "yesterday" is the day before it was sent, and the receipt names that day.
+    sent = utcnow() - dt.timedelta(days=2)
+    sent_day = sent.astimezone(ZoneInfo(settings["SMSGW_TIMEZONE"])).date()
+    send(client, FARMER, "SOLD 10bag90 maize 4300 yesterday", sent=sent)
+    send(client, SWAHILI, "NIMEUZA 10 gunia mahindi 4300", sent=sent)
+    assert [sale.sold_on for sale in sms_sales(session, FARMER)] == [sent_day - dt.timedelta(days=1)]
+    assert [sale.sold_on for sale in sms_sales(session, SWAHILI)] == [sent_day]
+    assert Text("en").full_date(sent_day - dt.timedelta(days=1), today) in last_reply(session, FARMER)
+    assert last_reply(session, SWAHILI).startswith("Asante. Mauzo ya ")
+
+
+def test_a_date_from_the_future_counts_as_the_day_the_sms_arrived(client, session, today) -> None:
+    send(client, FARMER, "SOLD 10bag90 maize 4300", sent=utcnow() + dt.timedelta(days=3))
+    assert [sale.sold_on for sale in sms_sales(session, FARMER)] == [today]
 
 
 @pytest.mark.parametrize(

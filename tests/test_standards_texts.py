@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from smsgw.config import LANGUAGES
 from smsgw.conversations.ussd.engine import MAX_SCREEN
+from smsgw.db import utcnow
 from smsgw.i18n import Text
 from smsgw.messaging.encoding import encode_for_sms
 from smsgw.models import Commodity, OutboundMessage
@@ -56,7 +57,7 @@ def number_of(body: str, label: str) -> str:
 
 def _sms(client, session, text: str) -> str:
     client.post("/at/sms", data={"from": FARMER, "to": "22384", "text": text, "id": f"std-{next(_ids)}",
-                                 "date": "2026-11-22 06:00:00", "linkId": ""})
+                                 "date": utcnow().strftime("%Y-%m-%d %H:%M:%S"), "linkId": ""})
     return _last_reply(session)
 
 

@@ -7,6 +7,7 @@ import itertools
 import pytest
 import sqlalchemy as sa
 
+from smsgw.db import utcnow
 from smsgw.models import (
     Contact,
     InboundMessage,
@@ -33,7 +34,7 @@ def send(client, phone: str, text: str, gateway_id: str | None = None):
             "from": phone,
             "to": "22384",
             "text": text,
-            "date": "2026-11-22 06:00:00",
+            "date": utcnow().strftime("%Y-%m-%d %H:%M:%S"),
             "id": gateway_id or f"at-{next(_ids)}",
             "linkId": "",
         },

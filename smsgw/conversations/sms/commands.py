@@ -81,8 +81,21 @@ class Request:
 
     @property
     def today(self) -> dt.date:
-        """Today in the service's zone."""
+        """Today in the service's zone: the day the reply is read."""
         return utcnow().astimezone(ZoneInfo(self.settings["SMSGW_TIMEZONE"])).date()
+
+    @property
+    def sent_day(self) -> dt.date:
+        """The day the person sent the message, in the service's zone: AT's ``date`` (never
+        after the message reached us), else its arrival.
+
+        A sale "yesterday", a sale with no day, a price seen or a payment made "today" are
+        of that day, however late the message is handled (AT's retries, an SMS held while
+        the database was down).
+        """
+        arrived = self.message.received_at or utcnow()
+        sent = min(self.message.sent_at, arrived) if self.message.sent_at else arrived
+        return sent.astimezone(ZoneInfo(self.settings["SMSGW_TIMEZONE"])).date()
 
     def ensure_contact(self) -> Contact:
         """The sender as a contact, created on first use of a command that needs one."""
@@ -269,8 +282,8 @@ SOLD_ON = N_("Thank you. Sale of %(date)s recorded: %(qty)s at %(price)s each.")
 
 
 def _sold_on(request: Request) -> dt.date | str:
-    """The day of the sale (today unless the SMS gave one), or the reply saying why it cannot be."""
-    typed, today, t = request.parsed.sold_on, request.today, request.t
+    """The day of the sale (the day the SMS was sent unless it gave one), or the reply saying why it cannot be."""
+    typed, today, t = request.parsed.sold_on, request.sent_day, request.t
     if typed is None:
         return today
     try:
@@ -326,7 +339,7 @@ def _sold(request: Request) -> str:
             sold_on=sold_on,
             channel="sms",
             source_ref=f"sms:{request.message.gateway_id}",
-            today=request.today,
+            today=request.sent_day,
         )
     except sales.SaleError as error:
         return error_text(t, error.code)
@@ -357,7 +370,7 @@ def _report(request: Request) -> str:
             market=market,
             amount=parsed.price,
             unit=unit,
-            day=request.today,
+            day=request.sent_day,
             source_ref=request.message.gateway_id,
             policy=Policy.from_settings(request.settings),
         )

@@ -139,7 +139,7 @@ def _settle(request: Request) -> str:
     price = number(words[0]) if words else None
     if price is None:
         return t(SETTLE_FORMAT)
-    day = paid_day(words[1:], request.today)
+    day = paid_day(words[1:], request.sent_day)
     if day is None:
         return t(SETTLEMENT_ERRORS["bad_date"])
     try:
