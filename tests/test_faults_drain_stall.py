@@ -70,7 +70,7 @@ def test_a_drain_stalled_past_its_lease_sends_nothing_another_drain_took(tmp_pat
             assert second.returncode == 0, second.stderr
             assert len(fake.requests) == TEXTS  # the first request, and the four the second drain made
             stalled.send_signal(signal.SIGCONT)
-            _, err = stalled.communicate(timeout=120)
+            out, err = stalled.communicate(timeout=120)
             assert stalled.returncode == 0, err
         finally:
             if stalled.poll() is None:
@@ -80,6 +80,9 @@ def test_a_drain_stalled_past_its_lease_sends_nothing_another_drain_took(tmp_pat
         assert fake.received() == expected  # each recipient once: nothing lost, nothing twice
         assert len(fake.requests) == TEXTS
         assert b"taken over by another drain" in err
+        # It says so: what it sent (the request in flight), and what it left to the other.
+        assert out.strip().endswith(f"sent {PER_TEXT}, failed 0, to retry 0, taken over by another drain "
+                                    f"{(TEXTS - 1) * PER_TEXT}".encode()), out
         with db.session() as session:
             statuses = Counter(session.scalars(sa.select(OutboundMessage.status)).all())
         db.dispose()

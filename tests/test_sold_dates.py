@@ -37,6 +37,7 @@ DAYS = [
     ("sold 10 bags maize 4300 on 5/1", TypedDay(5, 1)),
     ("SOLD 12/11 10BAG90 MAIZE 4300", TypedDay(12, 11)),
     ("SOLD 10 bags maize 4 300 12.11", TypedDay(12, 11)),
+    ("SOLD 10 90kg bags maize 4300 12-11", TypedDay(12, 11)),
     ("sold 10bag90 maize 4300 yesterday", TypedDay(days_ago=1)),
     ("NIMEUZA 10 gunia mahindi 4300 jana", TypedDay(days_ago=1)),
     ("NIMEUZA 10 gunia mahindi 4300 tarehe 12/11", TypedDay(12, 11)),
@@ -107,6 +108,8 @@ def test_a_day_that_does_not_exist_is_refused(day, month, year) -> None:
         ("25112026", True, TypedDay(25, 11, 2026)),
         ("25/11.26", True, None),
         ("12/11/202", False, None),
+        ("4300-12-11", False, None),
+        ("12/11/0026", False, None),
         ("4300", True, TypedDay(43, 0)),
     ],
 )
@@ -204,8 +207,9 @@ def test_a_late_sms_counts_from_the_day_it_was_sent(client, session, settings, t
     assert last_reply(session, SWAHILI).startswith("Asante. Mauzo ya ")
 
 
-def test_a_date_from_the_future_counts_as_the_day_the_sms_arrived(client, session, today) -> None:
-    send(client, FARMER, "SOLD 10bag90 maize 4300", sent=utcnow() + dt.timedelta(days=3))
+@pytest.mark.parametrize("off", [dt.timedelta(days=3), -dt.timedelta(days=30), -dt.timedelta(days=2000)])
+def test_a_date_from_a_wrong_clock_counts_as_the_day_the_sms_arrived(client, session, today, off) -> None:
+    send(client, FARMER, "SOLD 10bag90 maize 4300", sent=utcnow() + off)
     assert [sale.sold_on for sale in sms_sales(session, FARMER)] == [today]
 
 

@@ -56,13 +56,15 @@ def outbox_drain(follow: bool) -> None:
     if follow:
         _follow(db, gateway, lease)
         return
-    sent = failed = retried = 0
+    sent = failed = retried = lost = 0
     # An operator's drain tries a paused gateway at once (the setting may just have been fixed).
     probe = True
     while (stats := drain_once(db, gateway, lease=lease, probe=probe)).claimed:
         probe = False
         sent, failed, retried = sent + stats.sent, failed + stats.failed, retried + stats.retried
-    click.echo(f"sent {sent}, failed {failed}, to retry {retried}")
+        lost += stats.lost
+    taken = f", taken over by another drain {lost}" if lost else ""
+    click.echo(f"sent {sent}, failed {failed}, to retry {retried}{taken}")
     if stats.paused:
         raise click.ClickException(
             f"sending is paused: the gateway refuses every message ({stats.paused}); fix the setting and run this again"

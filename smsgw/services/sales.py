@@ -84,10 +84,12 @@ class TypedDay:
 
 
 # 2026-11-12; day first 12/11, 12.11.26, 12-11-2026, 12 11 (one separator throughout);
-# keypad digits 2511, 251126, 25112026 (a phone's keypad has no slash).
-_ISO_DAY = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})")
-_DAY_FIRST = re.compile(r"([0-9]{1,2})([/. -])([0-9]{1,2})(?:\2([0-9]{2}|[0-9]{4}))?")
-_KEYPAD_DAY = re.compile(r"([0-9]{2})([0-9]{2})([0-9]{2}|[0-9]{4})?")
+# keypad digits 2511, 251126, 25112026 (a phone's keypad has no slash). A four-digit year
+# is 19xx or 20xx: "4300 12-11" at the end of a SOLD is a price and a day, not 12 Nov 4300.
+_YEAR = r"(?:19|20)[0-9]{2}"
+_ISO_DAY = re.compile(rf"({_YEAR})-([0-9]{{1,2}})-([0-9]{{1,2}})")
+_DAY_FIRST = re.compile(rf"([0-9]{{1,2}})([/. -])([0-9]{{1,2}})(?:\2([0-9]{{2}}|{_YEAR}))?")
+_KEYPAD_DAY = re.compile(rf"([0-9]{{2}})([0-9]{{2}})([0-9]{{2}}|{_YEAR})?")
 
 
 def read_day(text: str, keypad: bool = False) -> TypedDay | None:

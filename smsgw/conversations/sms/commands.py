@@ -46,6 +46,9 @@ HELP = N_(
 )
 # The other language worth suggesting in each country (the first that is not the farmer's).
 HELP_LANGS = {"KE": ("SW", "EN"), "SN": ("WO", "FR")}
+# How late an SMS may reach us and still be dated by AT's ``date`` (a phone out of
+# coverage, AT's retries, a database outage); an older ``date`` is a wrong clock.
+LATEST_DELIVERY = dt.timedelta(days=7)
 
 
 def error_text(t: Text, code: str, examples: Mapping[str, str] | None = None) -> str:
@@ -87,15 +90,16 @@ class Request:
     @property
     def sent_day(self) -> dt.date:
         """The day the person sent the message, in the service's zone: AT's ``date`` (never
-        after the message reached us), else its arrival.
+        after the message reached us, nor more than ``LATEST_DELIVERY`` before), else its arrival.
 
         A sale "yesterday", a sale with no day, a price seen or a payment made "today" are
         of that day, however late the message is handled (AT's retries, an SMS held while
-        the database was down).
+        the database was down). A ``date`` further back is a wrong clock, not a late SMS.
         """
         arrived = self.message.received_at or utcnow()
-        sent = min(self.message.sent_at, arrived) if self.message.sent_at else arrived
-        return sent.astimezone(ZoneInfo(self.settings["SMSGW_TIMEZONE"])).date()
+        sent = self.message.sent_at
+        day = sent if sent is not None and arrived - LATEST_DELIVERY <= sent <= arrived else arrived
+        return day.astimezone(ZoneInfo(self.settings["SMSGW_TIMEZONE"])).date()
 
     def ensure_contact(self) -> Contact:
         """The sender as a contact, created on first use of a command that needs one."""
