@@ -70,6 +70,8 @@ def test_seed_twice_changes_nothing(session) -> None:
     ],
 )
 def test_seeded_prices_are_normalised_per_kg(session, market, commodity, kind, amount, unit, per_base) -> None:
+    # The seeding's "today" (the run's first day: a run may cross midnight).
+    seeded_on = sa.select(sa.func.max(PriceObservation.observed_on)).where(PriceObservation.source == "demo")
     row = session.execute(
         sa.select(
             PriceObservation.amount, Unit.code, Unit.base, PriceObservation.price_per_base, PriceObservation.status
@@ -78,7 +80,7 @@ def test_seeded_prices_are_normalised_per_kg(session, market, commodity, kind, a
         .join(Market, Market.id == PriceObservation.market_id)
         .join(Commodity, Commodity.id == PriceObservation.commodity_id)
         .where(Market.code == market, Commodity.code == commodity, PriceObservation.kind == kind,
-               PriceObservation.source == "demo", PriceObservation.observed_on == dt.date.today())
+               PriceObservation.source == "demo", PriceObservation.observed_on == seeded_on.scalar_subquery())
     ).one()
     assert tuple(row) == (Decimal(amount), unit, "kg", Decimal(per_base), "approved")
 
