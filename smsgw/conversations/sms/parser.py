@@ -27,8 +27,9 @@ from smsgw.conversations.sms.keywords import (
     parse_number,
     stop_keyword,
 )
-from smsgw.conversations.sms.sale_days import TypedDay, sale_day
+from smsgw.conversations.sms.sale_days import take_sale_day
 from smsgw.conversations.sms.vocabulary import BAG, Vocabulary, load_vocabulary
+from smsgw.services.sales import TypedDay
 
 __all__ = ["Parsed", "Vocabulary", "load_vocabulary", "normalize_text", "parse", "parse_number"]
 
@@ -289,7 +290,7 @@ def _sold(kw: Keyword, rest: Sequence[str], vocab: Vocabulary) -> Parsed:
     The day, when given, is day first (12/11, 12/11/2026, 2026-11-12, 12.11 last) or a word
     (yesterday, jana, hier, demb); without one the sale was today.
     """
-    rest, day = sale_day(rest, _is_number)
+    rest, day = take_sale_day(rest, _is_number)
     scan = _scan(rest, vocab)
     first = scan.numbers[0] if scan.numbers else None
     second = scan.numbers[1] if len(scan.numbers) > 1 else None

@@ -26,7 +26,7 @@ def _read_day(text: str, last: bool) -> TypedDay | None:
     return day
 
 
-def sale_day(tokens: Sequence[str], is_number: Callable[[str], bool]) -> tuple[list[str], TypedDay | None]:
+def take_sale_day(tokens: Sequence[str], is_number: Callable[[str], bool]) -> tuple[list[str], TypedDay | None]:
     """The day of a sale among SOLD's words, and the words without it (nor its "on").
 
     ``is_number`` tells the parser's quantities and prices ("10bags", "ksh4300") apart.
