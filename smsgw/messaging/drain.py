@@ -23,7 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -33,6 +33,7 @@ from smsgw.db import Database, error_line, utcnow
 from smsgw.messaging.gateways import Gateway
 from smsgw.messaging.outbox import (
     LEASE,
+    TABLE,
     Claimed,
     SendResult,
     claim_for_sending,
@@ -392,14 +393,12 @@ def write_rows(session: so.Session, rows: list[dict[str, Any]], owner: str) -> N
         })
 
 
-# A declarative model's __table__ is typed as any FromClause; here it is a Table.
-_TABLE = cast(sa.Table, OutboundMessage.__table__)
 # The rows a drain may still write its answers to: claimed by it last, not settled since
 # (``queued`` or ``unknown`` when recovery got there first and nobody claimed them again).
 # (An OR of equalities, not IN: an executemany cannot expand a list.)
 _HELD = (
-    _TABLE.c.claimed_by == sa.bindparam("owner"),
-    sa.or_(*(_TABLE.c.status == status for status in ("sending", "queued", "unknown"))),
+    TABLE.c.claimed_by == sa.bindparam("owner"),
+    sa.or_(*(TABLE.c.status == status for status in ("sending", "queued", "unknown"))),
 )
 
 
@@ -408,8 +407,8 @@ _HELD = (
 @functools.cache
 def _by_row(columns: tuple[str, ...]) -> sa.Update:
     """UPDATE ... SET each column WHERE id = :row_id, for an executemany."""
-    return sa.update(_TABLE).where(_TABLE.c.id == sa.bindparam("row_id"), *_HELD).values(
-        {name: sa.bindparam(name, type_=_TABLE.c[name].type) for name in columns}
+    return sa.update(TABLE).where(TABLE.c.id == sa.bindparam("row_id"), *_HELD).values(
+        {name: sa.bindparam(name, type_=TABLE.c[name].type) for name in columns}
     )
 
 
@@ -417,9 +416,9 @@ def _by_row(columns: tuple[str, ...]) -> sa.Update:
 def _by_set(shared: tuple[str, ...], varying: tuple[str, ...]) -> sa.Update:
     """UPDATE ... SET shared columns to :set_<column>, the others from unnest(:rows_<column>, ...)."""
     given = sa.func.unnest(*(
-        sa.bindparam(f"rows_{name}", type_=postgresql.ARRAY(_TABLE.c[name].type)) for name in varying
+        sa.bindparam(f"rows_{name}", type_=postgresql.ARRAY(TABLE.c[name].type)) for name in varying
     )).table_valued(*varying).render_derived()
-    return sa.update(_TABLE).where(_TABLE.c.id == given.c.id, *_HELD).values({
-        **{name: sa.bindparam(f"set_{name}", type_=_TABLE.c[name].type) for name in shared},
+    return sa.update(TABLE).where(TABLE.c.id == given.c.id, *_HELD).values({
+        **{name: sa.bindparam(f"set_{name}", type_=TABLE.c[name].type) for name in shared},
         **{name: given.c[name] for name in varying if name != "id"},
     })

@@ -141,8 +141,7 @@ def _insert_or_skip(session: so.Session, rows: list[tuple[Any, ...]], shared: di
     one round trip, near COPY's speed (a multi-row VALUES binds every cell and compiles a
     new statement each time: slower than executemany). SQLite takes them by executemany.
     """
-    # A declarative model's __table__ is typed as any FromClause; here it is a Table.
-    table = cast(sa.Table, OutboundMessage.__table__)
+    table = TABLE
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects import postgresql
 
@@ -194,7 +193,7 @@ def claim_due(
     caused, nothing else). Each claimed row carries ``owner`` (default: this process) and
     a lease until ``now + lease``, which the drain renews while it works (``renew_lease``).
     """
-    claim = _claim(session, list(_TABLE.c), limit, now or utcnow(), keys, owner, lease, mark=False)
+    claim = _claim(session, list(TABLE.c), limit, now or utcnow(), keys, owner, lease, mark=False)
     found = session.scalars(
         sa.select(OutboundMessage).from_statement(claim).execution_options(populate_existing=True)
     ).all()
@@ -206,12 +205,12 @@ def claim_for_sending(session: so.Session, limit: int, keys: Collection[str] | N
     """``claim_due`` for a drain: plain rows of the columns it sends and settles with (no
     ORM objects to build), marked ``NOT_YET_SENT`` by the same statement; the drain
     clears the mark of each request's rows just before making it."""
-    claim = _claim(session, [_TABLE.c[name] for name in _SENDING], limit, utcnow(), keys, owner, lease, mark=True)
+    claim = _claim(session, [TABLE.c[name] for name in _SENDING], limit, utcnow(), keys, owner, lease, mark=True)
     return _in_claim_order(session, list(session.execute(claim)))
 
 
 # A declarative model's __table__ is typed as any FromClause; here it is a Table.
-_TABLE = cast(sa.Table, OutboundMessage.__table__)
+TABLE = cast(sa.Table, OutboundMessage.__table__)
 # What a drain reads of a claimed message, and the claim order's columns.
 _SENDING = ("id", "to_phone", "contact_id", "text", "sender_id", "purpose", "attempts", "priority", "next_attempt_at")
 # A claimed message as a drain reads it: an object (``claim_due``) or a plain row.
@@ -240,11 +239,11 @@ def _claim(
         locked = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
         due_ids = sa.select(locked.c.id)
     claim = (
-        sa.update(_TABLE)
-        .where(_TABLE.c.id.in_(due_ids), _TABLE.c.status == "queued")
+        sa.update(TABLE)
+        .where(TABLE.c.id.in_(due_ids), TABLE.c.status == "queued")
         .values(
             status="sending", claimed_at=now, claimed_by=owner or drain_identity(), lease_until=now + lease,
-            attempts=_TABLE.c.attempts + 1, **({"last_error": NOT_YET_SENT} if mark else {}),
+            attempts=TABLE.c.attempts + 1, **({"last_error": NOT_YET_SENT} if mark else {}),
         )
         .returning(*columns)
     )

@@ -21,11 +21,14 @@ def quantity(t: Text, value: Decimal, most: int = 3) -> str:
     return t.number(value, max(0, -exponent) if isinstance(exponent, int) else 0)
 
 
-def in_order_unit(t: Text, order: GroupOrder, value: Decimal, with_crop: bool = False) -> str:
-    """``16.1 bags of 90 kg`` (``of maize G1`` too ``with_crop``): a group figure in the
-    order's unit, one decimal at most (not 16.111)."""
-    value = value.quantize(Decimal("0.1"), decimal.ROUND_HALF_UP)
-    return of_crop(t, order, value) if with_crop else quantity_phrase(t, value, order.unit)
+def tenths(value: Decimal) -> Decimal:
+    """A group figure as it is said: one decimal at most (16.1, not 16.111)."""
+    return value.quantize(Decimal("0.1"), decimal.ROUND_HALF_UP)
+
+
+def in_order_unit(t: Text, order: GroupOrder, value: Decimal) -> str:
+    """``16.1 bags of 90 kg``: a group figure in the order's unit."""
+    return quantity_phrase(t, tenths(value), order.unit)
 
 
 def of_crop(t: Text, order: GroupOrder, value: Decimal, unit: Unit | None = None) -> str:
@@ -77,7 +80,7 @@ def receipt(t: Text, order: GroupOrder, msgid: str, amount: Decimal, unit: Unit)
 def closed(t: Text, order: GroupOrder, item: Commitment) -> str:
     """The order is closed: the group total and the member's part."""
     return t("Order %(id)s closed: group total %(total)s. Your part: %(qty)s. Your leader will arrange delivery.",
-             id=order.id, total=in_order_unit(t, order, order.committed_total, with_crop=True),
+             id=order.id, total=of_crop(t, order, tenths(order.committed_total)),
              qty=quantity_phrase(t, item.quantity, item.unit))
 
 
