@@ -186,6 +186,19 @@ def test_a_survey_timestamp_counts_by_its_day_and_a_day_needs_its_year(url, tmp_
     ]
 
 
+def test_a_huge_number_is_a_rejected_line_and_a_nul_in_a_ref_is_dropped(url, tmp_path, today) -> None:
+    body = HEADER + "\n".join([
+        f"+254722000801,{today},maize,{'1' * 30},bag90,3900,trader,nakuru,KES,",
+        f"+254722000801,{today},maize,1,bag90,{'9' * 40},trader,nakuru,KES,",
+        f"+254722000802,{today},maize,2,bag90,3900,trader,nakuru,KES,S-\x00-9",
+    ]) + "\n"
+    result = _cli(url, str(_file(tmp_path, body)))
+    assert result.exit_code == 0, result.output
+    assert f"line 2: quantity {'1' * 30} is too large" in result.stderr
+    assert f"line 3: price {'9' * 40} is too large" in result.stderr
+    assert [row[:3] for row in _sales(url, "+254722000801", "+254722000802")] == [("+254722000802", today, 2)]
+
+
 def test_rejects_can_go_to_a_file(url, tmp_path, today) -> None:
     body = HEADER + f"+254722000501,{today},maize,1,bag90,3900,nobody,nakuru,KES,\n"
     rejects = tmp_path / "rejects.csv"

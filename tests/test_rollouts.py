@@ -92,6 +92,8 @@ def test_an_operator_enrols_from_the_command_line(tmp_path) -> None:
         assert unknown.exit_code != 0 and "register by USSD or SMS first" in unknown.output
         bad = runner.invoke(main, ["contacts", "enrol", "not-a-phone"], env=env)
         assert bad.exit_code != 0 and "not a phone number" in bad.output
+        ahead = runner.invoke(main, ["contacts", "enrol", "+254700000002", "--on", "2999-01-01"], env=env)
+        assert ahead.exit_code == 1 and "is in the future" in ahead.output, ahead.output
         db = Database(url)
         with db.session() as session:
             contact = session.scalars(sa.select(Contact).where(Contact.phone == phone)).one()
@@ -124,13 +126,15 @@ def test_a_rollout_is_stored_with_its_seed_and_refusals_change_nothing(session) 
         ({"name": "x", "units": ["Atlantis"]}, "unknown village"),
         ({"name": "x", "waves": 1}, "between 2 and"),
         ({"name": "x", "unit": "county"}, "unit must be"),
-        ({"name": "x", "every_days": 0}, "at least one day"),
+        ({"name": "x", "every_days": 0}, "1 to 366 days apart"),
+        ({"name": "x", "every_days": 100_000_000}, "1 to 366 days apart"),
+        ({"name": "x", "seed": 99_999_999_999}, "the seed must be"),
     ):
         args = {"name": "x", "unit": "village", "waves": 2, "first_start": today, "every_days": 30,
-                "units": OWN_VILLAGES} | kwargs
+                "units": OWN_VILLAGES, "seed": 1} | kwargs
         with pytest.raises(RolloutError, match=message):
             rollouts.create(session, args.pop("name"), args.pop("unit"), args.pop("waves"), args.pop("first_start"),
-                            args.pop("every_days"), seed=1, **args)
+                            args.pop("every_days"), **args)
     assert (_count(session, Rollout), _count(session, RolloutWave), _count(session, RolloutUnit)) == before
     assert made.unit == "village"
 
@@ -164,17 +168,25 @@ def test_the_rollout_commands(tmp_path) -> None:
 
 def _rollout_commands(env: dict[str, str]) -> None:
     runner = CliRunner()
-    made = runner.invoke(main, ["rollout", "create", "cli-pilot", "--waves", "2", "--start", "2031-01-01",
+    start = dt.date.today() - dt.timedelta(days=10)
+    made = runner.invoke(main, ["rollout", "create", "cli-pilot", "--waves", "2", "--start", f"{start}",
                                 "--every", "45", "--seed", "5", *[f"--only={v}" for v in OWN_VILLAGES]], env=env)
     assert made.exit_code == 0, made.output
-    assert "seed 5" in made.output and "wave 2 from 2031-02-15 (waiting)" in made.output
+    second = start + dt.timedelta(days=45)
+    assert "seed 5" in made.output and f"wave 2 from {second} (waiting)" in made.output
+    huge = runner.invoke(main, ["rollout", "create", "x", "--waves", "2", "--start", f"{start}",
+                                "--every", "100000000"], env=env)
+    assert huge.exit_code == 1 and "Error: waves must be 1 to 366 days apart" in huge.output, huge.output
     shown = runner.invoke(main, ["rollout", "show", "cli-pilot", "--json"], env=env)
     assert shown.exit_code == 0 and '"seed": 5' in shown.output
     assert "cli-pilot" in runner.invoke(main, ["rollout", "list"], env=env).output
     again = runner.invoke(main, ["rollout", "create", "cli-pilot", "--waves", "2", "--start", "2031-01-01"], env=env)
     assert again.exit_code != 0 and "never redrawn" in again.output
-    due = runner.invoke(main, ["rollout", "enrol-due", "--today", "2031-01-01"], env=env)
-    assert due.exit_code == 0 and "cli-pilot wave 1 (from 2031-01-01)" in due.output
+    ahead = runner.invoke(main, ["rollout", "enrol-due", "--today", f"{second}"], env=env)
+    assert ahead.exit_code == 1 and "is in the future" in ahead.output, ahead.output
+    assert "cli-pilot wave 1 (from" not in ahead.output
+    due = runner.invoke(main, ["rollout", "enrol-due", "--today", f"{start}"], env=env)
+    assert due.exit_code == 0 and f"cli-pilot wave 1 (from {start})" in due.output, due.output
 
 
 # ---------------------------------------------------------------- the demo answers (item 9)

@@ -56,6 +56,8 @@ def enrol(phone: str, day: dt.datetime | None) -> None:
     except InvalidPhone as error:
         raise click.ClickException(f"not a phone number: {phone!r} ({error})") from None
     zone = ZoneInfo(settings["SMSGW_TIMEZONE"])
+    if day is not None and day.date() > utcnow().astimezone(zone).date():
+        raise click.ClickException(f"--on {day:%Y-%m-%d} is in the future: enrol on the day it happens")
     when = dt.datetime.combine(day.date(), dt.time(0), zone).astimezone(dt.UTC) if day else None
     with core.database(settings).session() as session:
         contact = session.scalar(sa.select(Contact).where(Contact.phone == e164))

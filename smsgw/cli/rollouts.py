@@ -82,7 +82,10 @@ def enrol_due(today: dt.datetime | None) -> None:
 
     settings = core.settings()
     zone = settings["SMSGW_TIMEZONE"]
-    day = today.date() if today else utcnow().astimezone(ZoneInfo(zone)).date()
+    day = utcnow().astimezone(ZoneInfo(zone)).date()
+    if today is not None and today.date() > day:
+        raise click.ClickException(f"--today {today:%Y-%m-%d} is in the future: waves enrol on their day")
+    day = today.date() if today else day
     with core.database(settings).session() as session:
         done = run(session, day)
     for item in done:

@@ -6,7 +6,6 @@ and unrelated commands start without loading them.
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +58,7 @@ def import_sales(file: Path, rejects: Path | None, region: str | None) -> None:
     """
     from zoneinfo import ZoneInfo
 
+    from smsgw.csv_safe import SafeWriter
     from smsgw.db import utcnow
     from smsgw.services import sale_import
 
@@ -68,7 +68,8 @@ def import_sales(file: Path, rejects: Path | None, region: str | None) -> None:
     out = rejects.open("w", newline="", encoding="utf-8") if rejects else None
     try:
         if out is not None:
-            writer = csv.writer(out)
+            # The reasons quote the file's cells: written as every CSV of the service is.
+            writer = SafeWriter(out)
             writer.writerow(["line", "reason"])
 
             def reject(line: int, reason: str) -> None:

@@ -26,6 +26,9 @@ from smsgw.models.rollouts import UNITS
 from smsgw.services import enrolment
 
 MAX_WAVES = 24
+# A wave a year after the last is still a phase-in; a seed is stored in a 32-bit column.
+MAX_DAYS_APART = 366
+MAX_SEED = 2**31 - 1
 
 
 class RolloutError(ValueError):
@@ -72,8 +75,10 @@ def create(
         raise RolloutError(f"unit must be one of {', '.join(UNITS)}")
     if not 2 <= waves <= MAX_WAVES:
         raise RolloutError(f"waves must be between 2 and {MAX_WAVES}: one wave has nobody to compare with")
-    if every_days < 1:
-        raise RolloutError("waves must be at least one day apart")
+    if not 1 <= every_days <= MAX_DAYS_APART:
+        raise RolloutError(f"waves must be 1 to {MAX_DAYS_APART} days apart")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise RolloutError(f"the seed must be a whole number from 0 to {MAX_SEED}")
     if session.scalar(sa.select(Rollout.id).where(Rollout.name == name)) is not None:
         raise RolloutError(f"a rollout named {name!r} exists already (rollouts are never redrawn)")
     known = available_units(session, unit)

@@ -35,7 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from smsgw.db import utcnow
 from smsgw.models import Contact, Market, MarketAlias, SaleReport
 from smsgw.phones import InvalidPhone, normalize_phone
-from smsgw.services import catalog, sales
+from smsgw.services import catalog, price_files, sales
 from smsgw.services.catalog_matcher import CatalogMatcher, UnitRef
 from smsgw.services.price_files import RowError
 
@@ -198,10 +198,7 @@ class SaleImporter:
 
     def _checked(self, line: int, record: list[str], columns: dict[str, int]) -> _Sale | None:
         """The line as a sale, or None after rejecting it with its reason."""
-        def cell(name: str) -> str:
-            position = columns.get(name)
-            return record[position].strip() if position is not None and position < len(record) else ""
-
+        cell = price_files.cells(record, columns)
         try:
             if len(record) > self.width:
                 raise RowError(f"{len(record)} fields where the header has {self.width} "
@@ -350,6 +347,9 @@ def _amount(raw: str, name: str, step: decimal.Decimal) -> decimal.Decimal:
     """A positive plain decimal ("4300", "12.5") at the column's scale."""
     if not _PLAIN_NUMBER.fullmatch(raw):
         raise RowError(f"{name} {raw!r} is not a plain number (digits, a dot for decimals)")
+    # Compared before rounding: quantize fails on numbers wider than the decimal context.
+    if decimal.Decimal(raw) >= price_files.MAX_AMOUNT:
+        raise RowError(f"{name} {raw} is too large")
     value = decimal.Decimal(raw).quantize(step, rounding=decimal.ROUND_HALF_UP)
     if value <= 0:
         raise RowError(f"{name} {raw} is not above 0")
