@@ -59,9 +59,9 @@ def effects(frame: pd.DataFrame, people: pd.DataFrame, assignments: pd.DataFrame
         sales = frame[frame["farmer"].isin(starts.index)].copy() if len(frame) else frame.iloc[0:0]
         if len(sales):
             sales["enrolled"] = sales["farmer"].map(starts["starts_on"]).to_numpy()
+            # The estimator clusters by village, else group: here by the randomised unit.
             sales["village"] = "unit:" + sales["farmer"].map(starts["label"]).astype(str)
             sales["group"] = ""
-            sales["cluster"] = sales["village"]
         effect = enrolment.estimate(sales, cfg, rng) if len(sales) else enrolment.EnrolmentEffect(
             None, None, "insufficient data", reason="no sale with a reference price from the rollout's farmers")
         out.append({
