@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from smsgw.analytics import data
+from smsgw.conversations.sms.settlement_commands import paid_day
 from smsgw.db import utcnow
 from smsgw.i18n import Text
 from smsgw.messaging.encoding import measure
@@ -330,3 +331,13 @@ def test_settlement_texts_fit_one_sms_with_long_real_values() -> None:
                      price=t.money(Decimal(512500), "XOF"), fee=t.money(Decimal(1250), "XOF"),
                      total=t.money(Decimal(123456789), "XOF"), ref="QK12AB34CD56EF")
             assert measure(text).units <= 160 and measure(text).encoding == "gsm7", (lang, text)
+
+
+def test_the_paid_day_is_read_like_a_sale_day() -> None:
+    today = dt.date(2026, 1, 2)
+    for words, expected in (
+        ([], today), (["leo"], today), (["tey"], today), (["jana"], dt.date(2026, 1, 1)),
+        (["avant", "hier"], dt.date(2025, 12, 31)), (["28/12"], dt.date(2025, 12, 28)),
+        (["2025-12-30"], dt.date(2025, 12, 30)), (["31/02"], None), (["soon"], None),
+    ):
+        assert paid_day(words, today) == expected, words

@@ -20,9 +20,10 @@ from smsgw.conversations.sms.keywords import (
     normalize_text,
     parse_number,
 )
+from smsgw.conversations.sms.sale_days import DAYS_AGO
 from smsgw.db import utcnow
 from smsgw.i18n import N_, Text
-from smsgw.services import orders, settlement
+from smsgw.services import orders, sales, settlement
 from smsgw.services.quantities import quantity_phrase
 
 SETTLEMENT_ERRORS = {
@@ -48,11 +49,8 @@ REFERENCE = N_("Order %(id)s: payment ref %(ref)s for %(name)s recorded. They ar
 CONFIRMED = N_("Thank you. Order %(id)s: your payment is confirmed.")
 DISPUTED = N_("Order %(id)s: your dispute is recorded. Your leader and the operator will look at it.")
 
-# Words for the day the buyer paid, in the four languages.
+# Words for today, in the four languages (days before it: ``sale_days.DAYS_AGO``).
 TODAY = frozenset({"today", "leo", "aujourdhui", "auj", "tey"})
-YESTERDAY = frozenset({"yesterday", "jana", "hier", "demb"})
-_DAY_MONTH = re.compile(r"([0-9]{1,2})[/.-]([0-9]{1,2})(?:[/.-]([0-9]{2}|[0-9]{4}))?")
-_ISO = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})")
 _LEADING_NUMBER = re.compile(r"[^0-9]*([0-9][0-9.,]*)")
 
 
@@ -95,20 +93,13 @@ def paid_day(words: list[str], today: dt.date) -> dt.date | None:
     word = normalize_text(" ".join(words)).replace(" ", "")
     if word in TODAY:
         return today
-    if word in YESTERDAY:
-        return today - dt.timedelta(days=1)
-    text = words[0]
+    ago = DAYS_AGO.get((word,))
+    typed = sales.TypedDay(days_ago=ago) if ago is not None else sales.read_day(words[0])
     try:
-        if iso := _ISO.fullmatch(text):
-            return dt.date(int(iso[1]), int(iso[2]), int(iso[3]))
-        if short := _DAY_MONTH.fullmatch(text):
-            year = int(short[3]) if short[3] else today.year
-            day = dt.date(year + 2000 if year < 100 else year, int(short[2]), int(short[1]))
-            # "28/12" sent on 2 January is last year's
-            return day.replace(year=day.year - 1) if not short[3] and day > today + dt.timedelta(days=1) else day
-    except ValueError:
+        # As for a sale: "28/12" sent on 2 January is last year's.
+        return typed.date(today) if typed is not None else None
+    except sales.SaleError:
         return None
-    return None
 
 
 def _delivered(request: Request) -> str:
